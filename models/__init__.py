@@ -1,0 +1,23 @@
+"""The OneVision encoder (lang variant) and its checkpoints. Data flows models -> export -> runtime -> parity."""
+
+from transformers import AutoConfig, AutoModel
+
+from .checkpoint import load_config, load_model, validate_checkpoint_dir, weights_sha256
+from .configuration import MODEL_TYPE, OneVisionEncoderConfig
+from .errors import CheckpointError, InputError
+from .modeling import OneVisionEncoderModel, OneVisionEncoderPreTrainedModel
+
+AutoConfig.register(MODEL_TYPE, OneVisionEncoderConfig, exist_ok=True)
+AutoModel.register(OneVisionEncoderConfig, OneVisionEncoderModel, exist_ok=True)
+
+__all__ = [
+    "CheckpointError",
+    "InputError",
+    "OneVisionEncoderConfig",
+    "OneVisionEncoderModel",
+    "OneVisionEncoderPreTrainedModel",
+    "load_config",
+    "load_model",
+    "validate_checkpoint_dir",
+    "weights_sha256",
+]

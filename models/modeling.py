@@ -1,0 +1,356 @@
+"""`OneVisionEncoderModel`: the lang variant of the OneVision encoder as a transformers `PreTrainedModel`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from .configuration import OneVisionEncoderConfig
+from .errors import InputError
+from .rope import VideoRotaryEmbeddingSplit466, apply_rotary
+
+
+def make_norm(config: OneVisionEncoderConfig) -> nn.Module:
+    if config.layer_norm_type == "rms_norm":
+        return nn.RMSNorm(config.hidden_size, eps=config.layer_norm_eps)
+    return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+
+def eager_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Upstream's exact numerics: scores scaled after the matmul, softmax in the input dtype (no fp32 upcast)."""
+    weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = nn.functional.softmax(weights, dim=-1)
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def sdpa_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Non-causal `scaled_dot_product_attention`: the same call transformers makes, without its shape-dependent
+    branches (they put guards on the token count into exported graphs)."""
+    out = nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, is_causal=False
+    )
+    return out.transpose(1, 2).contiguous(), None
+
+
+class OneVisionEncoderEmbeddings(nn.Module):
+    def __init__(self, config: OneVisionEncoderConfig) -> None:
+        super().__init__()
+        self.embed_dim = config.hidden_size
+        self.patch_size = config.patch_size
+        self.patch_embedding = nn.Conv2d(
+            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size, bias=False
+        )
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) or (B, C, T, H, W) -> (B, T*(H/p)*(W/p), hidden), frame-major then row-major."""
+        if pixel_values.dim() == 4:
+            pixel_values = pixel_values.unsqueeze(2)
+        b, c, t, h, w = pixel_values.shape
+        frames = pixel_values.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        patches = self.patch_embedding(frames).flatten(2).transpose(1, 2)
+        return patches.reshape(b, t * (h // self.patch_size) * (w // self.patch_size), self.embed_dim)
+
+
+class OneVisionEncoderAttention(nn.Module):
+    def __init__(self, config: OneVisionEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_dim = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = self.embed_dim // self.num_heads
+        self.scale = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_causal = False
+        self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
+
+    def _interface(self) -> Callable[..., tuple[torch.Tensor, torch.Tensor | None]]:
+        impl = self.config._attn_implementation or "eager"
+        if impl == "sdpa":
+            return sdpa_attention
+        return ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention)  # type: ignore[no-any-return,unused-ignore]
+
+    def forward(
+        self, hidden_states: torch.Tensor, rotary_pos_emb: torch.Tensor | None = None, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b, n, _ = hidden_states.shape
+        q = self.q_proj(hidden_states).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(hidden_states).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(hidden_states).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        if rotary_pos_emb is not None:
+            q, k = apply_rotary(q, k, rotary_pos_emb)
+        out, weights = self._interface()(
+            self,
+            q,
+            k,
+            v,
+            None,
+            is_causal=False,
+            scaling=self.scale,
+            dropout=self.attention_dropout if self.training else 0.0,
+            **kwargs,
+        )
+        return self.out_proj(out.reshape(b, n, self.embed_dim)), weights
+
+
+class OneVisionEncoderMLP(nn.Module):
+    def __init__(self, config: OneVisionEncoderConfig) -> None:
+        super().__init__()
+        self.activation_fn = ACT2FN[config.hidden_act]
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation_fn(self.fc1(hidden_states)))  # type: ignore[no-any-return,unused-ignore]
+
+
+class OneVisionEncoderEncoderLayer(nn.Module):
+    def __init__(self, config: OneVisionEncoderConfig) -> None:
+        super().__init__()
+        self.self_attn = OneVisionEncoderAttention(config)
+        self.layer_norm1 = make_norm(config)
+        self.mlp = OneVisionEncoderMLP(config)
+        self.layer_norm2 = make_norm(config)
+
+    def forward(
+        self, hidden_states: torch.Tensor, rotary_pos_emb: torch.Tensor | None = None, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn, weights = self.self_attn(self.layer_norm1(hidden_states), rotary_pos_emb=rotary_pos_emb, **kwargs)
+        hidden_states = hidden_states + attn
+        hidden_states = hidden_states + self.mlp(self.layer_norm2(hidden_states))
+        return hidden_states, weights
+
+
+class OneVisionEncoderEncoder(nn.Module):
+    def __init__(self, config: OneVisionEncoderConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(OneVisionEncoderEncoderLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        rotary_pos_emb: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        num_layers: int | None = None,
+        **kwargs: Any,
+    ) -> BaseModelOutput:
+        all_hidden: tuple[torch.Tensor, ...] | None = () if output_hidden_states else None
+        all_attn: tuple[torch.Tensor | None, ...] | None = () if output_attentions else None
+        for layer in self.layers[:num_layers]:
+            if all_hidden is not None:
+                all_hidden += (hidden_states,)
+            hidden_states, weights = layer(hidden_states, rotary_pos_emb=rotary_pos_emb, **kwargs)
+            if all_attn is not None:
+                all_attn += (weights,)
+        if all_hidden is not None:
+            all_hidden += (hidden_states,)
+        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden, attentions=all_attn)
+
+
+class OneVisionEncoderPreTrainedModel(PreTrainedModel):
+    config_class = OneVisionEncoderConfig
+    base_model_prefix = "onevision_encoder"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["OneVisionEncoderEncoderLayer"]  # noqa: RUF012 (transformers API)
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # transformers 5 builds on the meta device and never restores non-persistent buffers: recompute RoPE here.
+        if isinstance(module, VideoRotaryEmbeddingSplit466):
+            module.reset_inv_freqs()
+        else:
+            super()._init_weights(module)
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override,unused-ignore]
+        cls, pretrained_model_name_or_path: str | os.PathLike[str], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Load a checkpoint directory; a local directory is validated first (strict keys, safetensors only)."""
+        if os.path.isdir(pretrained_model_name_or_path):
+            from .checkpoint import validate_checkpoint_dir
+
+            validate_checkpoint_dir(pretrained_model_name_or_path)
+            kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+
+class OneVisionEncoderModel(OneVisionEncoderPreTrainedModel):
+    """OneVision encoder, lang variant: `last_hidden_state` is the last layer's output, no post-norm, no head."""
+
+    def __init__(self, config: OneVisionEncoderConfig) -> None:
+        config.validate()
+        super().__init__(config)
+        self.config: OneVisionEncoderConfig = config
+        self.embeddings = OneVisionEncoderEmbeddings(config)
+        self.layernorm_pre = make_norm(config)
+        self.encoder = OneVisionEncoderEncoder(config)
+        self.video_rope = VideoRotaryEmbeddingSplit466(config)
+        self.layernorm_post = None
+        self.head = None
+        self.post_init()
+        self.video_rope.reset_inv_freqs()
+
+    def _check_pixels(self, pixel_values: torch.Tensor) -> tuple[int, int, int, int]:
+        if not isinstance(pixel_values, torch.Tensor):
+            raise InputError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
+        if pixel_values.dim() not in (4, 5):
+            raise InputError(
+                "pixel_values must have rank 4 (B, C, H, W) or 5 (B, C, T, H, W), "
+                f"got shape {tuple(pixel_values.shape)}"
+            )
+        if not pixel_values.is_floating_point():
+            raise InputError(f"pixel_values must be a floating-point tensor, got {pixel_values.dtype}")
+        b, c = pixel_values.shape[:2]
+        t = pixel_values.shape[2] if pixel_values.dim() == 5 else 1
+        h, w = pixel_values.shape[-2:]
+        p = self.config.patch_size
+        if isinstance(h, int) and isinstance(w, int):
+            if c != self.config.num_channels:
+                raise InputError(f"pixel_values: expected {self.config.num_channels} channels (dim 1), got {c}")
+            if h % p or w % p or h == 0 or w == 0:
+                raise InputError(f"pixel_values: H and W must be positive multiples of {p}, got H={h}, W={w}")
+        return b, t, h // p, w // p
+
+    def _rope_freqs(
+        self,
+        pixel_values: torch.Tensor,
+        grid: tuple[int, int, int, int],
+        patch_positions: torch.Tensor | None,
+        visible_indices: torch.Tensor | None,
+    ) -> torch.Tensor:
+        b, t, hp, wp = grid
+        n = t * hp * wp if visible_indices is None else visible_indices.shape[1]
+        if patch_positions is not None:
+            if patch_positions.dim() != 3 or patch_positions.shape[-1] != 3:
+                raise InputError(
+                    f"patch_positions must have shape (B, L, 3) holding [t, h, w], got {tuple(patch_positions.shape)}"
+                )
+            if patch_positions.is_floating_point() or patch_positions.is_complex():
+                raise InputError(f"patch_positions must be an integer tensor, got {patch_positions.dtype}")
+            lp = patch_positions.shape[1]
+            if isinstance(lp, int) and isinstance(n, int):
+                if patch_positions.shape[0] != b or lp != n:
+                    what = "the selected tokens (visible_indices)" if visible_indices is not None else "T*(H/p)*(W/p)"
+                    raise InputError(
+                        f"patch_positions: expected shape ({b}, {n}, 3) with one row per token of {what}, "
+                        f"got {tuple(patch_positions.shape)}"
+                    )
+            else:
+                torch._check(lp == n)
+            return self.video_rope.forward_from_positions(patch_positions)
+        # Default grid: frames 0..T-1 of a `rope_temporal_size`-long timeline (a single image is frame 0).
+        frames = self.config.rope_temporal_size if pixel_values.dim() == 5 else 1
+        if frames is not None and isinstance(t, int) and t > frames:
+            raise InputError(
+                f"pixel_values has {t} frames but the grid path covers rope_temporal_size={frames}; "
+                "pass explicit patch_positions for longer clips"
+            )
+        freqs = self.video_rope(t, hp, wp, device=pixel_values.device)
+        if visible_indices is not None:
+            return freqs[visible_indices]
+        return freqs.unsqueeze(0).expand(b, -1, -1)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        visible_indices: torch.Tensor | None = None,
+        patch_positions: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        num_layers: int | None = None,
+        **kwargs: Any,
+    ) -> BaseModelOutputWithPooling | tuple[torch.Tensor, ...]:
+        """Encode `pixel_values` (B, C, H, W) or (B, C, T, H, W).
+
+        visible_indices: optional (B, N) indices of the tokens to keep (token dropping); the kept tokens attend
+            only to each other and keep their grid positions.
+        patch_positions: optional (B, N or L, 3) integer [t, h, w] per encoded token; replaces the default grid.
+        num_layers: run only the first `num_layers` encoder layers (e.g. 23 for the penultimate layer).
+        """
+        output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
+        output_hidden_states = bool(
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        grid = self._check_pixels(pixel_values)
+        if visible_indices is not None:
+            self._check_visible(visible_indices, grid)
+        freqs = self._rope_freqs(pixel_values, grid, patch_positions, visible_indices)
+        freqs = torch.cat((freqs, freqs), dim=-1)
+
+        hidden_states = self.layernorm_pre(self.embeddings(pixel_values))
+        if visible_indices is not None:
+            index = visible_indices.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])
+            hidden_states = hidden_states.gather(1, index)
+
+        out = self.encoder(
+            hidden_states,
+            rotary_pos_emb=freqs,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            num_layers=num_layers,
+            **kwargs,
+        )
+        result = BaseModelOutputWithPooling(
+            last_hidden_state=out.last_hidden_state,
+            pooler_output=None,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+        )
+        return result if return_dict else result.to_tuple()
+
+    def _check_visible(self, visible_indices: torch.Tensor, grid: tuple[int, int, int, int]) -> None:
+        b, t, hp, wp = grid
+        if visible_indices.dim() != 2:
+            hint = " (did you mean patch_positions=?)" if visible_indices.dim() == 3 else ""
+            raise InputError(
+                f"visible_indices must have shape (B, N) of token indices, got {tuple(visible_indices.shape)}{hint}"
+            )
+        if visible_indices.is_floating_point():
+            raise InputError(f"visible_indices must be an integer tensor, got {visible_indices.dtype}")
+        total = t * hp * wp
+        if visible_indices.shape[0] != b:
+            raise InputError(f"visible_indices: expected batch {b}, got {visible_indices.shape[0]}")
+        if visible_indices.numel() and (int(visible_indices.min()) < 0 or int(visible_indices.max()) >= total):
+            raise InputError(
+                f"visible_indices must lie in [0, {total}) (the {total} tokens of the input), got values in "
+                f"[{int(visible_indices.min())}, {int(visible_indices.max())}]"
+            )

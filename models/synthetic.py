@@ -1,0 +1,163 @@
+"""Synthetic checkpoints in the exact published layout, with seeded *expressive* random weights.
+
+Real weights cannot be downloaded here, so every command defaults to a checkpoint this module writes:
+`config.json` (with the published `auto_map`), bf16 `model.safetensors`, `preprocessor_config.json`.
+
+The usual 0.02-std init makes attention nearly uniform, so a wrong RoPE frequency barely changes the output.
+These weights are scaled so attention logits span several units (q/k std sqrt(LOGIT_STD / hidden)), and norm
+weights/biases are perturbed away from 1/0, so position, rotation and norm bugs are visible under bf16 tolerances.
+
+    python -m models.synthetic --preset tiny --out checkpoints/synthetic-tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from .checkpoint import SINGLE_FILE, expected_shapes
+from .configuration import OneVisionEncoderConfig
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The published OneVision-Encoder-large-lang architecture (ViT-L/14, 448 px).
+    "full": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16),
+    # Tests: head_dim stays 64 so the 8/12/12 RoPE split is the real one.
+    "tiny": dict(hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=2),
+}
+DEFAULT_DIRS = {name: Path("checkpoints") / f"synthetic-{name}" for name in PRESETS}
+DEFAULT_SEED = 1234
+LOGIT_STD = 3.0  # target std of the attention logits q.k/sqrt(head_dim) for unit-variance inputs
+
+# transformers' generic PretrainedConfig fields that the published config.json does not carry.
+_GENERIC_KEYS = {
+    "_name_or_path",
+    "id2label",
+    "label2id",
+    "chunk_size_feed_forward",
+    "problem_type",
+    "is_encoder_decoder",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
+}
+
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def preprocessor_config(size: int) -> dict[str, Any]:
+    """The published CLIPImageProcessor settings (shortest edge = centre crop = image size)."""
+    return {
+        "crop_size": {"height": size, "width": size},
+        "do_center_crop": True,
+        "do_convert_rgb": True,
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "image_mean": CLIP_MEAN,
+        "image_processor_type": "CLIPImageProcessor",
+        "image_std": CLIP_STD,
+        "resample": 3,
+        "rescale_factor": 1 / 255,
+        "size": {"shortest_edge": size},
+    }
+
+
+def make_config(preset: str) -> OneVisionEncoderConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    config = OneVisionEncoderConfig(**PRESETS[preset])
+    config.architectures = ["OneVisionEncoderModel"]
+    config.auto_map = {
+        "AutoConfig": "configuration_onevision_encoder.OneVisionEncoderConfig",
+        "AutoModel": "modeling_onevision_encoder.OneVisionEncoderModel",
+    }
+    return config
+
+
+def _std(name: str, shape: tuple[int, ...], config: OneVisionEncoderConfig) -> tuple[float, float]:
+    """(std, mean) of the synthetic init for one tensor."""
+    d, ff = config.hidden_size, config.intermediate_size
+    leaf = name.rsplit(".", 2)[-2:]
+    if name.endswith("patch_embedding.weight"):
+        return 1.0 / math.sqrt(math.prod(shape[1:])), 0.0
+    if "norm" in leaf[0]:
+        return (0.1, 1.0) if leaf[1] == "weight" else (0.05, 0.0)
+    if leaf[1] == "bias":
+        return 0.02, 0.0
+    if leaf[0] in ("q_proj", "k_proj"):
+        return math.sqrt(LOGIT_STD / d), 0.0
+    if leaf[0] == "fc2":
+        return 0.5 / math.sqrt(ff), 0.0
+    if leaf[0] == "out_proj":
+        return 0.5 / math.sqrt(d), 0.0
+    return 1.0 / math.sqrt(d), 0.0
+
+
+def synthetic_state_dict(config: OneVisionEncoderConfig, seed: int = DEFAULT_SEED) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, shape in sorted(expected_shapes(config).items()):
+        std, mean = _std(name, shape, config)
+        value = torch.randn(shape, generator=generator, dtype=torch.float32) * std + mean
+        tensors[name] = value.to(torch.bfloat16).contiguous()
+    return tensors
+
+
+def write_checkpoint(
+    out: str | os.PathLike[str], preset: str = "tiny", seed: int = DEFAULT_SEED, overwrite: bool = False
+) -> Path:
+    """Write a synthetic checkpoint directory; refuses to touch a non-empty directory unless `overwrite`."""
+    root = Path(out)
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise FileExistsError(f"{root} exists and is not empty; pass --overwrite to replace its checkpoint files")
+    config = make_config(preset)
+    root.mkdir(parents=True, exist_ok=True)
+    save_file(synthetic_state_dict(config, seed), str(root / SINGLE_FILE), metadata={"format": "pt"})
+    data = {k: v for k, v in config.to_dict().items() if k not in _GENERIC_KEYS}
+    data["dtype"] = "bfloat16"
+    data["synthetic"] = {"preset": preset, "seed": seed}
+    (root / "config.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    (root / "preprocessor_config.json").write_text(
+        json.dumps(preprocessor_config(config.image_size), indent=2, sort_keys=True) + "\n"
+    )
+    return root
+
+
+def ensure_default(preset: str) -> Path:
+    """The embedded default checkpoint of a preset, written on first use."""
+    root = DEFAULT_DIRS[preset]
+    if not (root / SINGLE_FILE).is_file():
+        print(f"writing synthetic {preset} checkpoint to {root} (seed {DEFAULT_SEED})", file=sys.stderr)
+        write_checkpoint(root, preset, overwrite=True)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.synthetic", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--out", type=Path, help="directory to write (default: checkpoints/synthetic-<preset>)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing directory")
+    args = parser.parse_args(argv)
+    out = args.out or DEFAULT_DIRS[args.preset]
+    try:
+        root = write_checkpoint(out, args.preset, args.seed, args.overwrite)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    size = sum(f.stat().st_size for f in root.iterdir()) / 2**20
+    print(f"wrote {args.preset} synthetic checkpoint to {root} ({size:.1f} MiB, seed {args.seed})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
