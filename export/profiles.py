@@ -1,0 +1,169 @@
+"""Shape profiles, defined once: they feed torch.export Dims, ONNX dynamic axes, TensorRT optimisation profiles
+and the runtime's input checks.
+
+A profile gives (min, opt, max) for batch B, frames T, height H and width W (pixels, multiples of the patch size).
+The token count L = T * (H/p) * (W/p) is derived; explicit positions must have exactly L rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+PATCH = 14
+AXES = ("batch", "frames", "height", "width")
+
+
+class ProfileError(ValueError):
+    """A shape profile is impossible (min > max, H not a multiple of the patch size, ...)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    min: int
+    opt: int
+    max: int
+
+    @property
+    def static(self) -> bool:
+        return self.min == self.max
+
+    def contains(self, value: int) -> bool:
+        return self.min <= value <= self.max
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    name: str
+    batch: Range
+    frames: Range
+    height: Range
+    width: Range
+    patch: int = PATCH
+
+    def __post_init__(self) -> None:
+        for axis in AXES:
+            r = getattr(self, axis)
+            if not (1 <= r.min <= r.opt <= r.max):
+                raise ProfileError(
+                    f"profile {self.name!r}: {axis} needs 1 <= min <= opt <= max, got {r.min}/{r.opt}/{r.max}"
+                )
+        for axis in ("height", "width"):
+            r = getattr(self, axis)
+            bad = [v for v in (r.min, r.opt, r.max) if v % self.patch]
+            if bad:
+                raise ProfileError(
+                    f"profile {self.name!r}: {axis} must be a multiple of the patch size {self.patch}, got {bad[0]}"
+                )
+
+    def tokens(self, which: str) -> int:
+        """L at 'min', 'opt' or 'max'."""
+        t, h, w = (getattr(getattr(self, axis), which) for axis in ("frames", "height", "width"))
+        return int(t * (h // self.patch) * (w // self.patch))
+
+    @property
+    def token_range(self) -> Range:
+        return Range(self.tokens("min"), self.tokens("opt"), self.tokens("max"))
+
+    def shapes(self, which: str) -> dict[str, tuple[int, ...]]:
+        """Input name -> concrete shape at 'min', 'opt' or 'max' (what TensorRT profiles and examples use)."""
+        b, t, h, w = (getattr(getattr(self, axis), which) for axis in AXES)
+        return {"pixel_values": (b, 3, t, h, w), "patch_positions": (b, self.tokens(which), 3)}
+
+    def violations(self, batch: int, frames: int, height: int, width: int) -> list[str]:
+        """Human-readable reasons a concrete input shape lies outside this profile (empty if inside)."""
+        out = []
+        for axis, value in zip(AXES, (batch, frames, height, width), strict=True):
+            r = getattr(self, axis)
+            if not r.contains(value):
+                out.append(f"{axis} {value} outside profile {self.name!r} range [{r.min}, {r.max}]")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tokens"] = asdict(self.token_range)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShapeProfile:
+        try:
+            return cls(
+                name=str(data.get("name", "custom")),
+                patch=int(data.get("patch", PATCH)),
+                **{axis: Range(**{k: int(data[axis][k]) for k in ("min", "opt", "max")}) for axis in AXES},
+            )
+        except (KeyError, TypeError) as exc:
+            raise ProfileError(f"profile needs min/opt/max for each of {AXES}: {exc}") from None
+
+
+def _p(
+    name: str, b: tuple[int, int, int], t: tuple[int, int, int], h: tuple[int, int, int], w: tuple[int, int, int]
+) -> ShapeProfile:
+    return ShapeProfile(name, Range(*b), Range(*t), Range(*h), Range(*w))
+
+
+PROFILES: dict[str, ShapeProfile] = {
+    p.name: p
+    for p in (
+        # One 448² image per sample, batch 1..32 (L = 1024).
+        _p("image-448", (1, 8, 32), (1, 1, 1), (448, 448, 448), (448, 448, 448)),
+        # Native-resolution images, square or not, 224..896 px on each side (L = 256..4096).
+        _p("image-any", (1, 1, 8), (1, 1, 1), (224, 448, 896), (224, 448, 896)),
+        # 4-frame 448² video (L = 4096).
+        _p("video-4x448", (1, 1, 8), (4, 4, 4), (448, 448, 448), (448, 448, 448)),
+        # 16-frame 224² video (L = 4096).
+        _p("video-16x224", (1, 1, 8), (16, 16, 16), (224, 224, 224), (224, 224, 224)),
+        # Codec canvas set: patches of up to 64 frames packed into 8 canvases of 448² (L = 8192).
+        _p("codec-8x448", (1, 1, 4), (8, 8, 8), (448, 448, 448), (448, 448, 448)),
+        # Everything from one patch to a 4-frame 112² clip: the tests' profile (tiny preset).
+        _p("test-small", (1, 2, 4), (1, 2, 4), (14, 56, 112), (14, 56, 112)),
+    )
+}
+DEFAULT_PROFILE = "image-448"
+
+
+def parse_trt_shapes(text: str) -> dict[str, tuple[int, ...]]:
+    """trtexec-style 'pixel_values:1x3x1x448x448,patch_positions:1x1024x3' -> {name: shape}."""
+    shapes = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, dims = part.rpartition(":")
+        if not sep:
+            raise ProfileError(f"expected NAME:DxDx..., got {part!r}")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            raise ProfileError(f"bad dimensions in {part!r}") from None
+    return shapes
+
+
+def from_trt_shapes(min_shapes: str, opt_shapes: str, max_shapes: str, name: str = "custom") -> ShapeProfile:
+    """A profile from trtexec-style --min-shapes/--opt-shapes/--max-shapes (pixel_values is B x 3 x T x H x W)."""
+    triple = []
+    for text in (min_shapes, opt_shapes, max_shapes):
+        shapes = parse_trt_shapes(text)
+        pv = shapes.get("pixel_values")
+        if pv is None or len(pv) != 5:
+            raise ProfileError(f"expected pixel_values:Bx3xTxHxW in {text!r}")
+        triple.append(pv)
+    (b0, _, t0, h0, w0), (b1, _, t1, h1, w1), (b2, _, t2, h2, w2) = triple
+    return ShapeProfile(name, Range(b0, b1, b2), Range(t0, t1, t2), Range(h0, h1, h2), Range(w0, w1, w2))
+
+
+def resolve_profile(spec: str | os.PathLike[str] | ShapeProfile) -> ShapeProfile:
+    """A profile by name, or from a JSON file holding one profile dict."""
+    if isinstance(spec, ShapeProfile):
+        return spec
+    text = str(spec)
+    if text in PROFILES:
+        return PROFILES[text]
+    path = Path(text)
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ProfileError(f"{path}: not valid JSON ({exc.msg})") from None
+        return ShapeProfile.from_dict({"name": path.stem, **data})
+    raise ProfileError(f"unknown profile {text!r}: use one of {sorted(PROFILES)} or a JSON file")
