@@ -16,7 +16,12 @@ PROFILE ?= image-448
 OUT ?= artifacts
 DEVICE ?=
 
-.PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean
+ARTIFACTS ?=
+CASES ?=
+EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
+
+.PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
+	export export-pt2 export-aoti export-onnx export-trt parity bench bench-quick runtime-cpp
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -35,7 +40,37 @@ checkpoint-tiny: checkpoint
 smoke: $(STAMP)
 	$(PY) -m models --preset $(PRESET) $(if $(MODEL),--model $(MODEL))
 
-all: smoke
+all: export parity
+
+# Artifacts (export/): one kind each, or every kind this machine can build.
+export-pt2: $(STAMP)
+	$(PY) -m export pt2 $(EXPORT_ARGS)
+export-aoti: $(STAMP)
+	$(PY) -m export aoti $(EXPORT_ARGS)
+export-onnx: $(STAMP)
+	$(PY) -m export onnx $(EXPORT_ARGS)
+export-trt: $(STAMP)
+	$(PY) -m export trt $(EXPORT_ARGS)
+export: $(STAMP)
+	$(PY) -m export all $(EXPORT_ARGS)
+
+# Parity suite (parity/): every artifact under $(OUT) against eager references.
+parity: $(STAMP)
+	$(PY) -m parity $(if $(MODEL),--model $(MODEL)) --artifacts-dir $(OUT) $(if $(ARTIFACTS),--artifacts $(ARTIFACTS)) \
+		$(if $(CASES),--cases $(CASES)) $(if $(DEVICE),--device $(DEVICE))
+
+# Benchmarks (benchmarks/): latency/throughput/memory of every artifact against eager in one run.
+bench: $(STAMP)
+	$(PY) -m benchmarks $(if $(MODEL),--model $(MODEL)) --artifacts-dir $(OUT) $(if $(ARTIFACTS),--artifacts $(ARTIFACTS)) \
+		$(if $(DEVICE),--device $(DEVICE))
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick
+
+# C++ runtime (runtime/cpp/): library + command-line runner against the libtorch inside the torch wheel.
+runtime-cpp: $(STAMP)
+	cmake -S runtime/cpp -B runtime/cpp/build -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+	cmake --build runtime/cpp/build -j 2
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
