@@ -76,7 +76,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-typecheck: $(STAMP)
+# mypy checks the TensorRT code against tensorrt-stubs, repaired into typings/ (see tools/trt_typings.py).
+typings/VERSION: $(STAMP) tools/trt_typings.py
+	$(PY) tools/trt_typings.py typings
+
+typecheck: $(STAMP) typings/VERSION
 	$(PY) -m mypy
 
 pytest: $(STAMP)
@@ -85,4 +89,4 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 clean:
-	rm -rf artifacts results runtime/cpp/build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf artifacts results runtime/cpp/build typings .mypy_cache .ruff_cache .pytest_cache

@@ -23,6 +23,7 @@ class BuildRequest:
     output_layer: int = -1
     device: str = "cpu"  # "cpu" | "cuda"
     options: dict[str, Any] = field(default_factory=dict)  # kind-specific (e.g. trt: opt_level, tf32, timing_cache)
+    overwrite: bool = False  # replace an existing artifact (and its manifest); refused otherwise
 
     @property
     def profile(self) -> ShapeProfile:

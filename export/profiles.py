@@ -3,6 +3,10 @@ and the runtime's input checks.
 
 A profile gives (min, opt, max) for batch B, frames T, height H and width W (pixels, multiples of the patch size).
 The token count L = T * (H/p) * (W/p) is derived; explicit positions must have exactly L rows.
+
+Every profile needs at least MIN_TOKENS = 2 tokens at its min shape: with a single token (T*h*w == 1) torch.export
+specialises the patch-embedding conv to L == 1 through a guard, so an exported graph could never accept more than
+one token. Use e.g. 14x28 (2 patches) or 2 frames of 14x14 as the smallest input.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 PATCH = 14
+MIN_TOKENS = 2  # see the module docstring: a one-token minimum gets specialised away in exported graphs
 AXES = ("batch", "frames", "height", "width")
 
 
@@ -58,6 +63,12 @@ class ShapeProfile:
                 raise ProfileError(
                     f"profile {self.name!r}: {axis} must be a multiple of the patch size {self.patch}, got {bad[0]}"
                 )
+        if self.tokens("min") < MIN_TOKENS:
+            raise ProfileError(
+                f"profile {self.name!r}: its min shape has {self.tokens('min')} token(s) (T*(H/{self.patch})*(W/"
+                f"{self.patch})), exported artifacts need >= {MIN_TOKENS}: a one-token graph gets specialised to "
+                f"L == 1 by torch.export; raise the min width or height to {2 * self.patch} or the min frames to 2"
+            )
 
     def tokens(self, which: str) -> int:
         """L at 'min', 'opt' or 'max'."""
@@ -118,8 +129,9 @@ PROFILES: dict[str, ShapeProfile] = {
         _p("video-16x224", (1, 1, 8), (16, 16, 16), (224, 224, 224), (224, 224, 224)),
         # Codec canvas set: patches of up to 64 frames packed into 8 canvases of 448² (L = 8192).
         _p("codec-8x448", (1, 1, 4), (8, 8, 8), (448, 448, 448), (448, 448, 448)),
-        # Everything from one patch to a 4-frame 112² clip: the tests' profile (tiny preset).
-        _p("test-small", (1, 2, 4), (1, 2, 4), (14, 56, 112), (14, 56, 112)),
+        # Everything from two patches (14x28, the smallest exportable input) to a 4-frame 112² clip: the tests'
+        # profile (tiny preset).
+        _p("test-small", (1, 2, 4), (1, 2, 4), (14, 56, 112), (28, 56, 112)),
     )
 }
 DEFAULT_PROFILE = "image-448"

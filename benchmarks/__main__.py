@@ -1,0 +1,204 @@
+"""`python -m benchmarks`: latency, throughput, memory and MFU of every artifact against eager, in one run.
+
+Each target (eager PyTorch sdpa at the same precision, and each artifact) runs in its own process
+(`benchmarks.worker`), one after another, so peak memory is its own and every ratio to eager comes from the
+same run. Results: results/bench/<name>/bench.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from export.manifest import KINDS, Manifest, read_manifest
+from export.profiles import ShapeProfile
+from models import load_config
+from models.synthetic import ensure_default
+
+from .floors import matmul_gflops
+from .flops import encoder_flops
+from .report import export_table, markdown, plot, summarise
+from .worker import DTYPES
+from .workloads import CPU_WORKLOADS, GPU_WORKLOADS, QUICK_WORKLOADS, WORKLOADS
+
+# Nominal dense bf16/fp16 tensor-core peak of an H100 SXM (no sparsity); MFU divides by this.
+H100_PEAK_TFLOPS = {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0}
+
+
+def machine_description(device: str) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}"
+    if device.startswith("cuda"):
+        import torch
+
+        text += f", GPU {torch.cuda.get_device_name()}"
+    return text
+
+
+def find_artifacts(directory: Path, names: list[str] | None, device: str) -> list[tuple[Path, Manifest]]:
+    found = []
+    for mpath in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        artifact = mpath.with_suffix("")
+        try:
+            manifest = read_manifest(artifact, verify=False)
+        except ValueError:
+            continue
+        if manifest.kind not in KINDS:
+            continue
+        if names and artifact.name not in names and manifest.kind not in names:
+            continue
+        if (manifest.device == "cuda") != device.startswith("cuda"):
+            continue
+        found.append((artifact, manifest))
+    return found
+
+
+def quick_artifacts(model_dir: Path, out: Path) -> Path:
+    """Quick mode with no artifacts given: export small tiny-preset ONNX and torch.export artifacts."""
+    from export import build
+    from export.base import BuildRequest
+    from export.profiles import resolve_profile
+
+    out.mkdir(parents=True, exist_ok=True)
+    for kind in ("pt2", "onnx"):
+        request = BuildRequest(model_dir, "fp32", [resolve_profile("test-small")], out)
+        build(kind, request)
+    return out
+
+
+def run_worker(target: str, model_dir: Path, precision: str, device: str, workload: str, args: Any) -> dict[str, Any]:
+    cmd = [
+        sys.executable, "-m", "benchmarks.worker", "--target", target, "--model", str(model_dir),
+        "--precision", precision, "--device", device, "--workload", workload,
+        "--iters", str(args.iters), "--warmup", str(args.warmup),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": last[:200]}
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, help="checkpoint (default: synthetic full, or tiny with --quick)")
+    parser.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
+    parser.add_argument("--artifacts", help="comma-separated artifact file names or kinds (default: all found)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--workloads", help=f"comma-separated, from {sorted(WORKLOADS)}")
+    parser.add_argument("--precisions", help="eager precisions to time (default: those of the artifacts, + fp32)")
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="tiny preset, tiny workload, few iterations (CI)")
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    parser.add_argument("--name", help="results sub-folder (default: cpu|cuda[-quick])")
+    args = parser.parse_args(argv)
+
+    device = args.device
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print("error: --device cuda but no CUDA GPU is visible to torch", file=sys.stderr)
+            return 2
+    if args.quick:
+        args.iters, args.warmup = min(args.iters, 3), min(args.warmup, 1)
+    model_dir = args.model or ensure_default("tiny" if args.quick else "full")
+    config = load_config(model_dir)
+    names = args.artifacts.split(",") if args.artifacts else None
+    artifacts_dir = args.artifacts_dir
+    tmp = None
+    if args.quick and not find_artifacts(artifacts_dir, names, device):
+        tmp = tempfile.TemporaryDirectory(prefix="bench-quick-")
+        artifacts_dir = quick_artifacts(model_dir, Path(tmp.name))
+    artifacts = find_artifacts(artifacts_dir, names, device)
+    default_workloads = QUICK_WORKLOADS if args.quick else GPU_WORKLOADS if device.startswith("cuda") else CPU_WORKLOADS
+    workloads = args.workloads.split(",") if args.workloads else default_workloads
+    precisions = (
+        args.precisions.split(",") if args.precisions else sorted({"fp32", *(m.precision for _, m in artifacts)})
+    )
+
+    floor_n = 1024 if args.quick else 4096
+    floors = {
+        p: matmul_gflops(DTYPES[p], n=floor_n, device=device) for p in precisions if p != "fp16" or device != "cpu"
+    }
+    targets: list[tuple[str, str, str]] = []  # (label, target, precision)
+    for p in precisions:
+        targets.append(("eager", "eager", p))
+        targets += [(a.name, str(a), m.precision) for a, m in artifacts if m.precision == p]
+
+    manifests = {str(a): m for a, m in artifacts}
+    rows: list[dict[str, Any]] = []
+    jobs = [(w, t) for w in workloads for t in targets]
+    for workload_name, (label, target, precision) in tqdm(jobs, desc="benchmark", unit="run"):
+        workload = WORKLOADS[workload_name]
+        if target != "eager":
+            profile = ShapeProfile.from_dict(manifests[target].profile)
+            why = profile.violations(workload.batch, workload.frames, workload.height, workload.width)
+            if why:
+                tqdm.write(f"skip {label} on {workload_name}: {why[0]}")
+                continue
+        row = run_worker(target, model_dir, precision, device, workload_name, args)
+        row.update(label=label, workload=workload_name, precision=precision)
+        if "error" not in row:
+            flops = encoder_flops(config, workload.tokens, workload.batch)
+            summarise(row, flops, workload.images, workload.batch * workload.tokens, floors.get(precision))
+            if device.startswith("cuda"):
+                row["mfu"] = row["tflops"] / H100_PEAK_TFLOPS[precision]
+        rows.append(row)
+    for row in rows:
+        eager = next(
+            (r for r in rows if r["label"] == "eager" and r["workload"] == row["workload"]
+             and r["precision"] == row["precision"] and "error" not in r),
+            None,
+        )  # fmt: skip
+        if eager and "error" not in row:
+            row["vs_eager"] = eager["p50_s"] / row["p50_s"]
+
+    builds = [{"artifact": a.name, "kind": m.kind, "precision": m.precision, **m.build} for a, m in artifacts]
+    machine = machine_description(device)
+    peak_note = (
+        f"MFU divides achieved TFLOP/s by the nominal H100 SXM dense peak ({H100_PEAK_TFLOPS})."
+        if device.startswith("cuda")
+        else "'of floor' = (FLOPs / measured matmul throughput) / p50 latency: 100 % would be matmul-bound."
+    )
+    out = args.out / (args.name or f"{'cuda' if device.startswith('cuda') else 'cpu'}{'-quick' if args.quick else ''}")
+    out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "machine": machine,
+        "model": str(model_dir),
+        "device": device,
+        "floors_gflops": floors,
+        "rows": rows,
+        "exports": builds,
+        "iters": args.iters,
+        "warmup": args.warmup,
+    }
+    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(rows, machine, floors, peak_note) + export_table(builds)
+    (out / "bench.md").write_text(table)
+    plot(rows, out / "bench.png", f"{machine} — {model_dir}")
+    print(table)
+    print(f"wrote {out}/bench.json, bench.md, bench.png")
+    if tmp is not None:
+        tmp.cleanup()
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""python -m export {pt2,aoti,onnx,trt,all}: build deployment artifacts of the encoder.
+
+Each run ends with a table of what was written. Problems (no GPU for a CUDA artifact, a bad profile, an existing
+artifact without --overwrite, ...) are one `error:` line and a non-zero exit status; `all` builds every kind this
+machine can build and says in one line why it skips the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+from models import CheckpointError
+
+from . import BUILDERS, get_builder
+from .base import BuildRequest, BuildResult, ExportError
+from .manifest import KINDS, PRECISIONS, ManifestError
+from .profiles import DEFAULT_PROFILE, PROFILES, ProfileError, ShapeProfile, from_trt_shapes, resolve_profile
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m export",
+        description="Build torch.export (pt2), AOTInductor (aoti), ONNX (onnx) or TensorRT (trt) artifacts, each with "
+        "a JSON manifest beside it; `all` builds every kind this machine can.",
+        epilog=f"Named profiles: {', '.join(PROFILES)}. Artifacts are named <out>/<kind>-<precision>-<profile>"
+        "[-L<layers>].<suffix>.",
+    )
+    p.add_argument("kind", choices=[*KINDS, "all"], help="artifact kind, or all")
+    p.add_argument("--model", type=Path, help="checkpoint directory (default: the synthetic full-size checkpoint)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="weights/activations dtype (default fp32)")
+    p.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME|JSON",
+        help=f"shape profile name or JSON file (default {DEFAULT_PROFILE}); repeatable for trt (one optimisation "
+        "profile each; torch and ONNX kinds take the first)",
+    )
+    p.add_argument("--min-shapes", metavar="SPEC", help="trtexec-style, e.g. pixel_values:1x3x1x224x224")
+    p.add_argument("--opt-shapes", metavar="SPEC", help="with --min-shapes/--max-shapes: a profile named 'custom'")
+    p.add_argument("--max-shapes", metavar="SPEC")
+    p.add_argument(
+        "--output-layer", type=int, default=-1, metavar="K", help="hidden state to return: -1 last (default), -2 ..."
+    )
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="target device (default cpu)")
+    p.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing artifacts (refused otherwise)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 20; 22 for bf16)")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="builder-specific option (VALUE parsed as JSON when it is JSON), e.g. opt_level=5 for trt",
+    )
+    p.add_argument("--quiet", action="store_true", help="no stage lines, only the final table")
+    p.add_argument("--traceback", action="store_true", help="show the full traceback of unexpected errors")
+    return p
+
+
+def _profiles(args: argparse.Namespace) -> list[ShapeProfile]:
+    profiles = [resolve_profile(spec) for spec in args.profile or []]
+    shapes = (args.min_shapes, args.opt_shapes, args.max_shapes)
+    if any(shapes):
+        if not all(shapes):
+            raise ProfileError("--min-shapes, --opt-shapes and --max-shapes go together: give all three")
+        profiles.append(from_trt_shapes(*shapes))
+    return profiles or [PROFILES[DEFAULT_PROFILE]]
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"quiet": args.quiet}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ExportError(f"--option expects KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    if args.opset is not None:
+        options["opset"] = args.opset
+    return options
+
+
+def _model_dir(args: argparse.Namespace) -> Path:
+    if args.model is not None:
+        return Path(args.model)
+    from models.synthetic import ensure_default
+
+    return ensure_default("full")
+
+
+def _size(result: BuildResult) -> float:
+    files = [result.path]
+    external = result.manifest.extra.get("external_data")
+    if external:
+        files.append(result.path.with_name(external))
+    return sum(f.stat().st_size for f in files if f.exists()) / 2**20
+
+
+def table(results: list[BuildResult]) -> str:
+    header = ("kind", "file", "size MiB", "precision", "profile", "seconds", "peak MiB")
+    rows = [
+        (
+            r.kind,
+            str(r.path),
+            f"{_size(r):.1f}",
+            r.manifest.precision,
+            str(r.manifest.profile.get("name", "")),
+            f"{r.seconds:.1f}",
+            f"{r.peak_rss_mib:.0f}",
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
+    return "\n".join(lines)
+
+
+def _quiet_libraries() -> None:
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def _error(text: str) -> None:
+    print(f"error: {text}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        profiles = _profiles(args)
+        options = _options(args)
+    except (ProfileError, ExportError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    if args.kind not in ("trt", "all") and len(profiles) > 1:
+        _error(f"{args.kind} builds one shape profile, got {len(profiles)}; several profiles are for trt")
+        return EXIT_USAGE
+    try:
+        model_dir = _model_dir(args)
+    except (OSError, CheckpointError) as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    kinds = list(BUILDERS) if args.kind == "all" else [args.kind]
+    if args.kind == "all" and len(profiles) > 1:
+        print(f"note: pt2, aoti and onnx take the first profile ({profiles[0].name}); trt takes all", file=sys.stderr)
+    results: list[BuildResult] = []
+    failures = 0
+    for kind in kinds:
+        request = BuildRequest(
+            model_dir=model_dir,
+            precision=args.precision,
+            profiles=profiles if kind == "trt" else profiles[:1],
+            out_dir=args.out,
+            output_layer=args.output_layer,
+            device=args.device,
+            options=dict(options),
+            overwrite=args.overwrite,
+        )
+        try:
+            builder = get_builder(kind)
+            reason = builder.unavailable(request)
+        except ExportError as exc:  # the kind's module or toolchain is missing here
+            builder, reason = None, str(exc).removeprefix(f"{kind}: ")
+        try:
+            if reason or builder is None:
+                if args.kind == "all":
+                    print(f"skip {kind}: {reason}", file=sys.stderr, flush=True)
+                    continue
+                raise ExportError(f"{kind}: {reason}")
+            results.append(builder.build(request))
+        except (ExportError, ProfileError, CheckpointError, ManifestError, FileExistsError) as exc:
+            _error(str(exc) if str(exc).startswith(f"{kind}:") else f"{kind}: {exc}")
+            failures += 1
+        except Exception as exc:  # an exporter failure: one line, the traceback only on request
+            if args.traceback:
+                traceback.print_exc()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            _error(f"{kind}: {type(exc).__name__}: {first} (--traceback for details)")
+            failures += 1
+    if results:
+        print(table(results), flush=True)
+    elif not failures:
+        _error("nothing was built")
+        return EXIT_FAILED
+    return EXIT_FAILED if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    _quiet_libraries()
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Kind "aoti": an AOTInductor package (.pt2) compiled ahead of time for the CPU, or for CUDA with --device cuda.
+
+Load it with `torch._inductor.aoti_load_package(path)` (same torch version as `manifest.extra["requires_torch"]`)
+and call it with (pixel_values, patch_positions) on `manifest.device`. CPU packages need a C++ compiler to build,
+CUDA packages a CUDA GPU.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import torch
+import torch._inductor
+
+from .base import BuildRequest, BuildResult
+from .pipeline import BuildContext, Produced, run_build
+from .torch_export import cuda_missing
+from .trace import describe, example_shape, export_program, load_wrapper
+from .verify import verify_artifact
+
+COMPILERS = ("g++", "c++", "clang++")
+
+
+def cxx_compiler() -> str | None:
+    for name in COMPILERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _compiler_version(path: str) -> str:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return path
+    return out.splitlines()[0] if out else path
+
+
+class AOTInductorBuilder:
+    kind = "aoti"
+
+    def unavailable(self, request: BuildRequest) -> str | None:
+        missing = cuda_missing(request, "an AOTInductor CUDA package")
+        if missing:
+            return missing
+        if cxx_compiler() is None:
+            return f"AOTInductor needs a C++ compiler ({', '.join(COMPILERS)}) on PATH, none found"
+        return None
+
+    def build(self, request: BuildRequest) -> BuildResult:
+        return run_build(self.kind, request, self.unavailable, self._produce)
+
+    def _produce(self, ctx: BuildContext) -> Produced:
+        request, meter = ctx.request, ctx.meter
+        meter.stage("load", f"{request.model_dir} as {request.precision} on {request.device}")
+        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, request.device)
+        meter.stage("torch.export", describe(request.profile))
+        program = export_program(wrapper, request.profile, request.device)
+        meter.stage("aoti compile", f"AOTInductor for {request.device} (C++ compile, takes a while)")
+        configs = dict(request.options.get("inductor_configs", {}))
+        with torch.no_grad():
+            torch._inductor.aoti_compile_and_package(program, package_path=str(ctx.staged), inductor_configs=configs)
+        meter.stage("verify", "aoti_load_package, run at the profile's min shape against eager")
+        runner = torch._inductor.aoti_load_package(str(ctx.staged))
+        verify = verify_artifact(self.kind, runner, wrapper, request.profile, request.precision, request.device)
+        compiler = cxx_compiler()
+        extra = {
+            "loader": "torch._inductor.aoti_load_package(path)",
+            "requires_torch": torch.__version__,
+            "compiler": _compiler_version(compiler) if compiler else None,
+            "inductor_configs": configs,
+            "example_shape": list(example_shape(request.profile)),
+        }
+        return Produced(extra=extra, build={"verify": verify})

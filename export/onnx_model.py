@@ -1,0 +1,314 @@
+"""Kind "onnx": an ONNX graph from `torch.onnx.export(..., dynamo=True)` with the profile's dynamic axes.
+
+- Opset 20 for fp32/fp16 graphs (GELU is a single Gelu node), 22 for bf16 (the first opset whose Conv accepts
+  bfloat16); `options["opset"]` overrides (>= 18).
+- The exporter's optimiser (onnxscript: constant folding, dead-code removal, function inlining) runs on every
+  graph, then a last dead-node sweep; the graph uses only standard-domain ops and no local functions, so it stays
+  parsable by TensorRT (`onnx_for_tensorrt` below is the entry point for the TensorRT builder).
+- Symbolic dims are named like the manifest: batch, frames, height, width, tokens.
+- Weights go to one external data file `<artifact>.data` when they exceed EXTERNAL_DATA_MIN_BYTES (the full-size
+  model) or when `options["external_data"]` is True; the file name is in `manifest.extra["external_data"]`.
+- metadata_props carry the manifest essentials (kind, precision, profile, weights sha256, output layer).
+- Checked with `onnx.checker.check_model(full_check=True)` and strict shape inference; fp32 and fp16 graphs run
+  under onnxruntime's CPU provider against eager; bf16 graphs cannot (no bfloat16 kernels there) and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from models import weights_sha256
+from models.checkpoint import file_sha256
+
+from .base import BuildRequest, BuildResult, ExportError
+from .manifest import FORMAT_VERSION
+from .measure import BuildMeter
+from .pipeline import BuildContext, Produced, run_build
+from .profiles import Range, ShapeProfile
+from .trace import describe, example_inputs, example_shape, export_mode, export_program, load_wrapper
+from .verify import verify_artifact
+from .wrapper import INPUT_NAMES, OUTPUT_NAMES, EncoderExport
+
+OPSET = {"fp32": 20, "fp16": 20, "bf16": 22}
+MIN_OPSET = 18
+BF16_MIN_OPSET = 22
+EXTERNAL_DATA_MIN_BYTES = 100 * 2**20
+BF16_NOT_RUN = (
+    "not run: onnxruntime's CPU provider has no bfloat16 kernels (e.g. Conv); the graph was checked with "
+    "onnx.checker (full_check) and shape inference only; run it with TensorRT"
+)
+DEBUG_METADATA = frozenset({"pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node"})
+# (input index, axis) -> manifest symbol
+_AXIS_SYMBOLS = {
+    (0, 0): "batch",
+    (0, 2): "frames",
+    (0, 3): "height",
+    (0, 4): "width",
+    (1, 0): "batch",
+    (1, 1): "tokens",
+}
+
+
+@dataclass
+class OnnxInfo:
+    path: Path
+    opset: int
+    external_data: str | None
+    ops: dict[str, int]
+    weights_bytes: int
+    removed_dead_nodes: int
+    inferred_output_shape: list[int | str] = field(default_factory=list)
+
+
+def opset_for(precision: str, options: dict[str, Any]) -> int:
+    opset = int(options.get("opset", OPSET[precision]))
+    if opset < MIN_OPSET:
+        raise ExportError(f"onnx: opset {opset} is too old: use >= {MIN_OPSET}")
+    if precision == "bf16" and opset < BF16_MIN_OPSET:
+        raise ExportError(f"onnx: a bf16 graph needs opset >= {BF16_MIN_OPSET} (Conv accepts bfloat16 from there)")
+    return opset
+
+
+def union_profile(profiles: list[ShapeProfile]) -> ShapeProfile:
+    """One profile covering every given profile (for one ONNX graph behind several TensorRT profiles)."""
+    if len(profiles) == 1:
+        return profiles[0]
+    first = profiles[0]
+
+    def cover(axis: str) -> Range:
+        ranges = [getattr(p, axis) for p in profiles]
+        lo, hi = min(r.min for r in ranges), max(r.max for r in ranges)
+        return Range(lo, min(max(getattr(first, axis).opt, lo), hi), hi)
+
+    return ShapeProfile(
+        "+".join(p.name for p in profiles), cover("batch"), cover("frames"), cover("height"), cover("width")
+    )
+
+
+def _quiet_exporter_logs() -> None:
+    # "torchvision is not installed. Skipping torchvision::nms" and the like: noise for this model.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+
+
+def rename_dims(model: onnx.ModelProto) -> dict[str, str]:
+    """Name the symbolic dims after the manifest (batch, frames, height, width, tokens), everywhere they occur."""
+    mapping: dict[str, str] = {}
+    for (index, axis), symbol in _AXIS_SYMBOLS.items():
+        dims = model.graph.input[index].type.tensor_type.shape.dim
+        if axis < len(dims) and dims[axis].dim_param:
+            param = dims[axis].dim_param
+            mapping.setdefault(param, symbol)
+            scaled = re.fullmatch(r"\d+\*(\w+)", param)  # height = patch * height_patches
+            if scaled and symbol in ("height", "width"):
+                mapping.setdefault(scaled.group(1), f"{symbol}_patches")
+    values = [*model.graph.input, *model.graph.output, *model.graph.value_info]
+    for value in values:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in mapping:
+                dim.dim_param = mapping[dim.dim_param]
+    return mapping
+
+
+def dead_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """Nodes none of whose outputs is used by another node or is a graph output."""
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    return [node for node in graph.node if not any(out and out in used for out in node.output)]
+
+
+def sweep_dead_nodes(graph: onnx.GraphProto) -> int:
+    removed = 0
+    while dead := dead_nodes(graph):
+        for node in dead:
+            graph.node.remove(node)
+        removed += len(dead)
+    used = {name for node in graph.node for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+    return removed
+
+
+def strip_debug_metadata(graph: onnx.GraphProto) -> int:
+    """Drop the exporter's per-node stack traces and FX dumps: they hold absolute source paths of the machine that
+    exported (artifacts should not depend on where the checkout lives) and are most of the graph's non-weight bytes.
+    The module namespaces stay (profilers use them)."""
+    removed = 0
+    for node in graph.node:
+        keep = [p for p in node.metadata_props if p.key not in DEBUG_METADATA]
+        removed += len(node.metadata_props) - len(keep)
+        del node.metadata_props[:]
+        node.metadata_props.extend(keep)
+    return removed
+
+
+def check_tensorrt_friendly(model: onnx.ModelProto) -> None:
+    """Standard ops only: no custom domains, no local functions (TensorRT's parser handles neither)."""
+    domains = {node.domain for node in model.graph.node} - {"", "ai.onnx"}
+    if domains or model.functions:
+        what = f"custom domains {sorted(domains)}" if domains else f"{len(model.functions)} local function(s)"
+        raise ExportError(f"onnx: the optimised graph still has {what}; it would not parse in TensorRT")
+
+
+def _metadata(request: BuildRequest, profile: ShapeProfile, precision: str, opset: int) -> dict[str, str]:
+    return {
+        "kind": "onnx",
+        "precision": precision,
+        "profile": json.dumps(profile.to_dict(), sort_keys=True),
+        "weights_sha256": weights_sha256(request.model_dir),
+        "output_layer": str(request.output_layer),
+        "opset": str(opset),
+        "inputs": ",".join(INPUT_NAMES),
+        "outputs": ",".join(OUTPUT_NAMES),
+        "manifest_format_version": str(FORMAT_VERSION),
+    }
+
+
+def _convert(wrapper: EncoderExport, profile: ShapeProfile, opset: int, device: str) -> onnx.ModelProto:
+    program = export_program(wrapper, profile, device)
+    _quiet_exporter_logs()
+    with export_mode():
+        onnx_program = torch.onnx.export(
+            program,
+            example_inputs(wrapper, profile, device),
+            dynamo=True,
+            opset_version=opset,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            optimize=True,
+            verify=False,
+        )
+    if onnx_program is None:
+        raise ExportError("onnx: torch.onnx.export returned no program")
+    model = onnx_program.model_proto
+    del onnx_program
+    return model
+
+
+def _inferred_output_shape(path: Path) -> list[int | str]:
+    inferred = path.with_name(path.name + ".inferred")
+    try:
+        onnx.shape_inference.infer_shapes_path(str(path), str(inferred), check_type=True, strict_mode=True)
+        model = onnx.load(str(inferred), load_external_data=False)
+    finally:
+        inferred.unlink(missing_ok=True)
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    return [d.dim_param or d.dim_value for d in dims]
+
+
+def write_onnx(
+    request: BuildRequest,
+    path: Path,
+    *,
+    wrapper: EncoderExport | None = None,
+    profile: ShapeProfile | None = None,
+    precision: str | None = None,
+    meter: BuildMeter | None = None,
+) -> OnnxInfo:
+    """Export, optimise, name, annotate, save and check one ONNX graph at `path` (not run)."""
+    profile = profile or union_profile(request.profiles)
+    precision = precision or request.precision
+    meter = meter or BuildMeter("onnx", quiet=bool(request.options.get("quiet", False)))
+    opset = opset_for(precision, request.options)
+    if wrapper is None:
+        meter.stage("load", f"{request.model_dir} as {precision}")
+        wrapper = load_wrapper(request.model_dir, precision, request.output_layer)
+    meter.stage("torch.onnx.export", f"opset {opset}, {describe(profile)}")
+    model = _convert(wrapper, profile, opset, "cpu")
+    meter.stage("finalise", "dead-node sweep, dim names, metadata")
+    removed = sweep_dead_nodes(model.graph)
+    strip_debug_metadata(model.graph)
+    check_tensorrt_friendly(model)
+    rename_dims(model)
+    onnx.helper.set_model_props(model, _metadata(request, profile, precision, opset))
+    model.doc_string = "OneVision-Encoder-large-lang (pixel_values, patch_positions) -> last_hidden_state"
+    ops: dict[str, int] = {}
+    for node in model.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    weights = sum(len(t.raw_data) for t in model.graph.initializer)
+    external = request.options.get("external_data")
+    use_external = weights > EXTERNAL_DATA_MIN_BYTES if external is None else bool(external)
+    location = path.name + ".data" if use_external else None
+    meter.stage("save", f"{weights / 2**20:.0f} MiB of weights" + (f" -> {location}" if location else " inline"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if location:
+        (path.parent / location).unlink(missing_ok=True)
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=location)
+    else:
+        onnx.save_model(model, str(path))
+    del model
+    meter.stage("check", "onnx.checker full_check + strict shape inference")
+    onnx.checker.check_model(str(path), full_check=True)
+    shape = _inferred_output_shape(path)
+    return OnnxInfo(path, opset, location, dict(sorted(ops.items())), weights, removed, shape)
+
+
+def onnx_for_tensorrt(request: BuildRequest, folder: Path, precision: str | None = None) -> Path:
+    """The ONNX file TensorRT parses for `request`: dynamic axes covering all its profiles, checked, not run.
+
+    Written to `folder/model-<precision>.onnx` (+ `.data` when large); `precision` defaults to the request's
+    (TensorRT usually builds fp16/bf16 engines from the fp32 graph: pass precision="fp32").
+    """
+    precision = precision or request.precision
+    return write_onnx(request, Path(folder) / f"model-{precision}.onnx", precision=precision).path
+
+
+def _ort_runner(path: Path) -> Any:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(pixels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        feeds = {INPUT_NAMES[0]: pixels.cpu().numpy(), INPUT_NAMES[1]: positions.cpu().numpy()}
+        out = session.run([OUTPUT_NAMES[0]], feeds)[0]
+        return torch.from_numpy(np.asarray(out))
+
+    return run
+
+
+class OnnxBuilder:
+    kind = "onnx"
+
+    def unavailable(self, request: BuildRequest) -> str | None:
+        try:
+            import onnxscript  # noqa: F401
+        except ImportError:
+            return "the dynamo ONNX exporter needs onnxscript (pip install onnxscript), not installed here"
+        return None
+
+    def build(self, request: BuildRequest) -> BuildResult:
+        return run_build(self.kind, request, self.unavailable, self._produce)
+
+    def _produce(self, ctx: BuildContext) -> Produced:
+        request, meter = ctx.request, ctx.meter
+        opset_for(request.precision, request.options)  # refuse a bad opset before loading anything
+        meter.stage("load", f"{request.model_dir} as {request.precision}")
+        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer)
+        info = write_onnx(request, ctx.staged, wrapper=wrapper, profile=request.profile, meter=meter)
+        if request.precision == "bf16":
+            meter.say(BF16_NOT_RUN)
+            verify: dict[str, Any] = {"skipped": BF16_NOT_RUN}
+        else:
+            meter.stage("verify", "onnxruntime CPU at the profile's min shape against eager")
+            verify = verify_artifact(self.kind, _ort_runner(ctx.staged), wrapper, request.profile, request.precision)
+        extra_files = [ctx.staged.with_name(info.external_data)] if info.external_data else []
+        extra = {
+            "loader": "onnxruntime.InferenceSession(path) (external data is found beside the .onnx)",
+            "opset": info.opset,
+            "external_data": info.external_data,
+            "external_data_sha256": file_sha256(extra_files[0]) if extra_files else None,
+            "weights_bytes": info.weights_bytes,
+            "ops": info.ops,
+            "dead_nodes_removed": info.removed_dead_nodes,
+            "inferred_output_shape": info.inferred_output_shape,
+            "ort_verified": request.precision != "bf16",
+            "example_shape": list(example_shape(request.profile)),
+        }
+        return Produced(extra_files=extra_files, extra=extra, build={"verify": verify}, tools=("onnx-ir",))

@@ -1,0 +1,59 @@
+"""Build-time check of an artifact against the eager wrapper it was exported from.
+
+Every builder runs its fresh artifact at the profile's min shape (a shape other than the export example, so the
+dynamic axes are exercised) and compares it with the eager sdpa model in the same precision. The bounds are loose
+on purpose: they catch a broken graph, not a last-bit difference (that is the parity suite's job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .base import ExportError
+from .profiles import ShapeProfile
+from .trace import inputs_at, profile_shape
+from .wrapper import EncoderExport
+
+# rel L2 bounds a build must meet: fp32 graphs reorder float ops only (measured ~1e-6); fp16/bf16 round differently
+# in fused kernels (measured ~1e-3 fp16, ~1e-2 bf16).
+MAX_REL_L2 = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 5e-2}
+
+
+def compare(actual: torch.Tensor, expected: torch.Tensor) -> dict[str, float]:
+    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
+    if a.shape != e.shape:
+        raise ExportError(f"artifact output shape {tuple(a.shape)} != eager {tuple(e.shape)}")
+    return {
+        "max_abs": float((a - e).abs().max()),
+        "rel_l2": float((a - e).norm() / e.norm().clamp_min(1e-30)),
+        "finite": bool(torch.isfinite(a).all()),
+    }
+
+
+def verify_artifact(
+    kind: str,
+    run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    wrapper: EncoderExport,
+    profile: ShapeProfile,
+    precision: str,
+    device: str = "cpu",
+    which: str = "min",
+) -> dict[str, Any]:
+    """Run `run(pixel_values, patch_positions)` and the eager wrapper at one profile shape; raise if they differ."""
+    dtype = next(wrapper.parameters()).dtype
+    shape = profile_shape(profile, which)
+    pixels, positions = inputs_at(shape, dtype, profile.patch, device, seed=1)
+    with torch.no_grad():
+        expected = wrapper(pixels, positions)
+        actual = run(pixels, positions)
+    stats = compare(actual, expected)
+    bound = MAX_REL_L2[precision]
+    if not stats["finite"] or stats["rel_l2"] > bound:
+        raise ExportError(
+            f"{kind}: artifact output differs from eager at shape {shape} (rel L2 {stats['rel_l2']:.2e} > {bound:.0e}, "
+            f"max abs {stats['max_abs']:.2e}): the exported graph is wrong"
+        )
+    return {"shape": list(shape), "reference": f"eager sdpa {precision}", "max_rel_l2": bound, **stats}

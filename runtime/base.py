@@ -1,0 +1,161 @@
+"""The one small interface every artifact kind implements: `Runner`.
+
+A runner is what `runtime.load(path)` returns. It is called as
+
+    last_hidden_state = runner(pixel_values, patch_positions)
+
+with torch tensors (any device) or numpy arrays, and returns a torch tensor on `runner.device`.
+
+Contract for backends (one module per kind in `runtime/backends/`, registered in `runtime.loader.BACKENDS`):
+
+- Subclass `Runner`, set the class attribute `kind` (the manifest kind: "pt2", "aoti", "onnx", "trt").
+- Optionally override the classmethod `default_device(manifest)`: the device used when the caller passes none
+  (default: `manifest.device`; ONNX picks CUDA when onnxruntime's CUDA provider and a GPU are present).
+- Implement `_load(self) -> None`. It is called once, at the end of `Runner.__init__`, after `path`, `manifest`,
+  `profile`, `precision`, `dtype` and `device` are set and the artifact's sha256 has been checked. Load the artifact
+  there; raise `LoadError` (one line: what is wrong and what to do) if it cannot run on `self.device`. Set
+  `self.provider` to a short name of what executes the artifact (e.g. "torch", "aoti", "CPUExecutionProvider",
+  "CUDAExecutionProvider", "tensorrt").
+- Implement `_run(self, pixel_values, patch_positions) -> torch.Tensor`. It only ever receives input that passed
+  `runtime.validation.check_inputs` against the manifest: pixel_values is a contiguous (B, 3, T, H, W) tensor of
+  exactly `self.dtype`, finite, with H and W positive multiples of the patch size and (B, T, H, W) inside
+  `self.profile`; patch_positions is a contiguous (B, L, 3) int64 tensor, L = T*(H/p)*(W/p), all values in
+  [0, 2**24) (so an int32 cast is lossless). Both are on `self.device`. Return last_hidden_state (B, L, hidden)
+  as a torch tensor on `self.device`; it must not alias memory the backend reuses on the next call (return a fresh
+  tensor or a clone).
+- Thread safety: `__call__` may be entered from several threads at once. If `_run` is safe to call concurrently,
+  set the class attribute `thread_safe = True`; otherwise leave it False and `__call__` serialises `_run` with a
+  per-runner lock. Per-thread state (e.g. ONNX Runtime I/O bindings) may be kept in a `threading.local`.
+- Optionally override `close()` to free backend resources (the runner is also a context manager).
+
+Nothing else in the runtime knows a backend's details: what differs stays in its module.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from export.manifest import Manifest
+from export.profiles import ShapeProfile
+
+from .validation import check_inputs
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class LoadError(RuntimeError):
+    """An artifact cannot be loaded or run here (wrong device, missing backend package, unreadable file, ...)."""
+
+
+def resolve_device(device: str | torch.device | None, manifest: Manifest) -> torch.device:
+    """The device a runner runs on: `device` if given, else the artifact's own (`manifest.device`).
+
+    A bare "cuda" becomes "cuda:0" so that every backend sees an explicit index. Raises LoadError if the device is
+    CUDA and no CUDA device is visible to torch.
+    """
+    dev = torch.device(device if device is not None else manifest.device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LoadError(
+                f"{manifest.path}: needs device {dev}, but torch sees no CUDA device "
+                f"(torch {torch.__version__}); load it on a GPU machine"
+            )
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+    elif dev.type != "cpu":
+        raise LoadError(f"{manifest.path}: unsupported device {dev} (use 'cpu' or 'cuda[:N]')")
+    return dev
+
+
+class Runner(abc.ABC):
+    """Callable artifact: `runner(pixel_values, patch_positions) -> last_hidden_state` (see module docstring)."""
+
+    kind: ClassVar[str] = ""
+    thread_safe: ClassVar[bool] = False
+
+    path: Path
+    manifest: Manifest
+    profile: ShapeProfile
+    precision: str
+    dtype: torch.dtype
+    device: torch.device
+    provider: str
+
+    def __init__(self, path: str | os.PathLike[str], manifest: Manifest, device: str | torch.device | None = None):
+        self.path = Path(path)
+        self.manifest = manifest
+        self.profile = ShapeProfile.from_dict(manifest.profile)
+        self.precision = manifest.precision
+        if manifest.precision not in DTYPES:
+            raise LoadError(f"{self.path}: unknown precision {manifest.precision!r} (expected one of {sorted(DTYPES)})")
+        self.dtype = DTYPES[manifest.precision]
+        self.device = resolve_device(device if device is not None else self.default_device(manifest), manifest)
+        self.provider = self.kind
+        self._lock = threading.Lock()
+        self._load()
+
+    # -- backend hooks -------------------------------------------------------------------------------------------
+    @classmethod
+    def default_device(cls, manifest: Manifest) -> str:
+        """The device to run on when `runtime.load(..., device=None)`: the artifact's own by default."""
+        return manifest.device
+
+    @abc.abstractmethod
+    def _load(self) -> None:
+        """Load the artifact at `self.path` for `self.device`; set `self.provider`."""
+
+    @abc.abstractmethod
+    def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
+        """Validated (B, 3, T, H, W) `self.dtype` and (B, L, 3) int64 tensors on `self.device` -> (B, L, hidden)."""
+
+    # -- public API ----------------------------------------------------------------------------------------------
+    @property
+    def hidden_size(self) -> int | None:
+        """The last dimension of last_hidden_state, from the manifest (None if the manifest leaves it symbolic)."""
+        for out in self.manifest.outputs:
+            shape = out.get("shape") or []
+            if shape and isinstance(shape[-1], int):
+                return int(shape[-1])
+        return None
+
+    def prepare(self, pixel_values: Any, patch_positions: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate both inputs against the manifest and return them as the backend receives them."""
+        pv, pos = check_inputs(pixel_values, patch_positions, self.profile, self.dtype)
+        pv = pv.to(self.device, non_blocking=False).contiguous()
+        pos = pos.to(self.device, non_blocking=False).contiguous()
+        return pv, pos
+
+    def __call__(
+        self, pixel_values: torch.Tensor | np.ndarray, patch_positions: torch.Tensor | np.ndarray
+    ) -> torch.Tensor:
+        pv, pos = self.prepare(pixel_values, patch_positions)
+        with torch.no_grad():
+            if self.thread_safe:
+                return self._run(pv, pos)
+            with self._lock:
+                return self._run(pv, pos)
+
+    def close(self) -> None:  # noqa: B027 (an optional hook: most backends free everything on garbage collection)
+        """Free backend resources (optional for backends)."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(path={str(self.path)!r}, kind={self.kind!r}, precision={self.precision!r}, "
+            f"device={str(self.device)!r}, provider={self.provider!r}, profile={self.profile.name!r})"
+        )

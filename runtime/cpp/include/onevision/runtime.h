@@ -1,0 +1,104 @@
+// onevision_runtime: load an exported OneVision encoder artifact through its manifest and run it from C++.
+//
+//   onevision::Runner runner("artifacts/aoti-fp32-image-448.pt2");       // manifest + sha256 checked first
+//   at::Tensor out = runner(pixel_values, patch_positions);             // (B, L, hidden) on runner.device()
+//
+// Inputs are checked against the manifest before the backend sees them, with the same rules (and messages) as the
+// Python runtime (runtime/validation.py): rank 5 (B, 3, T, H, W) or rank 4 (B, 3, H, W) taken as T = 1; 3
+// channels; H, W positive multiples of 14; patch_positions (B, L, 3) integer (int32 converted losslessly to
+// int64), in [0, 2**24), L = T*(H/14)*(W/14); same B; (B, T, H, W) inside the artifact's profile; pixel dtype equal
+// to the artifact precision (never cast silently); no NaN/Inf; no empty tensor. Violations throw InputError.
+//
+// Backends: "aoti" (AOTInductor package, torch::inductor::AOTIModelPackageLoader) is built in. A TensorRT backend
+// is added by cmake/tensorrt.cmake (ONEVISION_WITH_TENSORRT): it defines make_tensorrt_backend() below.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace onevision {
+
+// A bad input: names the input, the expected and the actual value.
+class InputError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// An artifact that cannot be used: missing/unreadable manifest, sha256 mismatch, wrong device, load failure.
+class ArtifactError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Range {
+  int64_t min = 1, opt = 1, max = 1;
+  bool contains(int64_t v) const { return min <= v && v <= max; }
+};
+
+// export/profiles.py ShapeProfile: ranges of batch, frames, height and width (pixels).
+struct Profile {
+  std::string name;
+  Range batch, frames, height, width;
+  int64_t patch = 14;
+  // "<axis> <value> outside profile '<name>' range [min, max]" for each violated axis (empty if inside).
+  std::vector<std::string> violations(int64_t b, int64_t t, int64_t h, int64_t w) const;
+};
+
+// The fields of `<artifact>.json` the runtime uses (export/manifest.py).
+struct Manifest {
+  std::string kind, path, sha256, precision, device;
+  Profile profile;
+  int64_t hidden_size = -1;  // from outputs[0].shape[-1], -1 if symbolic
+
+  // Read `<artifact>.json` beside the artifact; with verify, compare the artifact's sha256 with the manifest's.
+  static Manifest read(const std::string& artifact, bool verify = true);
+};
+
+// fp32 -> kFloat, bf16 -> kBFloat16, fp16 -> kHalf (ArtifactError otherwise).
+c10::ScalarType precision_dtype(const std::string& precision);
+
+// Validate and normalise inputs for an artifact (rank 4 -> 5, positions -> int64, contiguous). Throws InputError.
+void check_inputs(at::Tensor& pixel_values, at::Tensor& patch_positions, const Profile& profile, c10::ScalarType dtype);
+
+// What a backend implements: validated, contiguous inputs on the runner's device -> last_hidden_state there.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual at::Tensor run(const at::Tensor& pixel_values, const at::Tensor& patch_positions) = 0;
+  virtual std::string provider() const = 0;
+};
+
+std::unique_ptr<Backend> make_aoti_backend(const std::string& path, const Manifest& manifest, const c10::Device& device);
+#ifdef ONEVISION_WITH_TENSORRT
+// Defined by the TensorRT sources that cmake/tensorrt.cmake adds to the library.
+std::unique_ptr<Backend> make_tensorrt_backend(const std::string& path, const Manifest& manifest,
+                                               const c10::Device& device);
+#endif
+
+class Runner {
+ public:
+  // device: "" = the manifest's device, else "cpu", "cuda", "cuda:N". verify: check the sha256 first.
+  explicit Runner(const std::string& artifact, const std::string& device = "", bool verify = true);
+
+  // Checks, converts, moves the inputs to device(), then runs the backend. Safe to call from several threads
+  // (the AOTI model container synchronises runs itself).
+  at::Tensor operator()(at::Tensor pixel_values, at::Tensor patch_positions) const;
+
+  const Manifest& manifest() const { return manifest_; }
+  const c10::Device& device() const { return device_; }
+  c10::ScalarType dtype() const { return dtype_; }
+  std::string provider() const { return backend_->provider(); }
+
+ private:
+  Manifest manifest_;
+  c10::Device device_;
+  c10::ScalarType dtype_;
+  std::unique_ptr<Backend> backend_;
+};
+
+}  // namespace onevision

@@ -1,0 +1,247 @@
+#include "onevision/runtime.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "onevision/json.h"
+#include "onevision/sha256.h"
+
+namespace onevision {
+namespace {
+
+constexpr int kFormatVersion = 1;
+constexpr int64_t kChannels = 3;
+constexpr int64_t kMaxPosition = int64_t{1} << 24;  // float32 holds every integer below it exactly
+
+std::string shape_str(const at::Tensor& t) {
+  std::ostringstream s;
+  s << "(";
+  for (int64_t i = 0; i < t.dim(); ++i) s << (i ? ", " : "") << t.size(i);
+  s << (t.dim() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+std::string dtype_name(c10::ScalarType t) {
+  switch (t) {
+    case c10::ScalarType::Float: return "float32";
+    case c10::ScalarType::Half: return "float16";
+    case c10::ScalarType::BFloat16: return "bfloat16";
+    case c10::ScalarType::Double: return "float64";
+    case c10::ScalarType::Long: return "int64";
+    case c10::ScalarType::Int: return "int32";
+    default: return c10::toString(t);
+  }
+}
+
+std::string basename(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool is_file(const std::string& path) { return std::ifstream(path, std::ios::binary).good(); }
+
+const json::Value& member(const json::Value& obj, const std::string& key, const std::string& where) {
+  const json::Value* v = obj.get(key);
+  if (v == nullptr) throw ArtifactError(where + ": manifest has no '" + key + "'");
+  return *v;
+}
+
+std::string str_member(const json::Value& obj, const std::string& key, const std::string& where) {
+  const json::Value& v = member(obj, key, where);
+  if (v.type != json::Value::Type::String) throw ArtifactError(where + ": manifest '" + key + "' is not a string");
+  return v.string;
+}
+
+int64_t int_member(const json::Value& obj, const std::string& key, const std::string& where) {
+  const json::Value& v = member(obj, key, where);
+  if (v.type != json::Value::Type::Number || !v.is_integer)
+    throw ArtifactError(where + ": manifest '" + key + "' is not an integer");
+  return v.integer;
+}
+
+}  // namespace
+
+std::vector<std::string> Profile::violations(int64_t b, int64_t t, int64_t h, int64_t w) const {
+  std::vector<std::string> out;
+  const std::pair<const char*, std::pair<const Range*, int64_t>> axes[] = {
+      {"batch", {&batch, b}}, {"frames", {&frames, t}}, {"height", {&height, h}}, {"width", {&width, w}}};
+  for (const auto& [axis, rv] : axes) {
+    const auto& [r, v] = rv;
+    if (!r->contains(v))
+      out.push_back(std::string(axis) + " " + std::to_string(v) + " outside profile '" + name + "' range [" +
+                    std::to_string(r->min) + ", " + std::to_string(r->max) + "]");
+  }
+  return out;
+}
+
+Manifest Manifest::read(const std::string& artifact_in, bool verify) {
+  std::string artifact = artifact_in;
+  if (artifact.size() > 5 && artifact.compare(artifact.size() - 5, 5, ".json") == 0)
+    artifact.resize(artifact.size() - 5);
+  const std::string mpath = artifact + ".json";
+  std::ifstream in(mpath, std::ios::binary);
+  if (!in)
+    throw ArtifactError(artifact + ": no manifest " + basename(mpath) +
+                        " beside it (artifacts are loaded through their manifest)");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  json::Value doc;
+  try {
+    doc = json::parse(buf.str());
+  } catch (const std::exception& e) {
+    throw ArtifactError(mpath + ": unreadable manifest (" + e.what() + ")");
+  }
+  if (doc.type != json::Value::Type::Object) throw ArtifactError(mpath + ": unreadable manifest (not an object)");
+  const int64_t version = int_member(doc, "format_version", mpath);
+  if (version != kFormatVersion)
+    throw ArtifactError(mpath + ": format_version " + std::to_string(version) + ", expected " +
+                        std::to_string(kFormatVersion));
+
+  Manifest m;
+  m.kind = str_member(doc, "kind", mpath);
+  m.path = str_member(doc, "path", mpath);
+  m.sha256 = str_member(doc, "sha256", mpath);
+  m.precision = str_member(doc, "precision", mpath);
+  m.device = str_member(doc, "device", mpath);
+  const json::Value& prof = member(doc, "profile", mpath);
+  m.profile.name = prof.get("name") ? prof.get("name")->string : "custom";
+  if (prof.get("patch")) m.profile.patch = int_member(prof, "patch", mpath);
+  for (auto [axis, range] : {std::pair<const char*, Range*>{"batch", &m.profile.batch},
+                             {"frames", &m.profile.frames},
+                             {"height", &m.profile.height},
+                             {"width", &m.profile.width}}) {
+    const json::Value& r = member(prof, axis, mpath);
+    range->min = int_member(r, "min", mpath);
+    range->opt = int_member(r, "opt", mpath);
+    range->max = int_member(r, "max", mpath);
+  }
+  if (const json::Value* outs = doc.get("outputs"); outs && !outs->array.empty()) {
+    const json::Value* shape = outs->array[0].get("shape");
+    if (shape && !shape->array.empty() && shape->array.back().is_integer) m.hidden_size = shape->array.back().integer;
+  }
+
+  if (!is_file(artifact)) throw ArtifactError(mpath + ": artifact " + basename(artifact) + " is missing");
+  if (verify) {
+    const std::string actual = sha256_file(artifact);
+    if (actual != m.sha256)
+      throw ArtifactError(artifact + ": sha256 " + actual.substr(0, 16) + "... does not match its manifest (" +
+                          m.sha256.substr(0, 16) + "...): the file is damaged, truncated or was replaced");
+  }
+  return m;
+}
+
+c10::ScalarType precision_dtype(const std::string& precision) {
+  if (precision == "fp32") return c10::ScalarType::Float;
+  if (precision == "bf16") return c10::ScalarType::BFloat16;
+  if (precision == "fp16") return c10::ScalarType::Half;
+  throw ArtifactError("unknown precision '" + precision + "' (expected fp32, bf16 or fp16)");
+}
+
+void check_inputs(at::Tensor& pv, at::Tensor& pos, const Profile& profile, c10::ScalarType dtype) {
+  const int64_t p = profile.patch;
+  if (!pv.defined()) throw InputError("pixel_values: expected a tensor, got an undefined one");
+  if (!pos.defined()) throw InputError("patch_positions: expected a tensor, got an undefined one");
+  if (pv.dim() == 4) {
+    pv = pv.unsqueeze(2);
+  } else if (pv.dim() != 5) {
+    throw InputError("pixel_values: expected rank 5 (B, 3, T, H, W) or rank 4 (B, 3, H, W), got rank " +
+                     std::to_string(pv.dim()) + " with shape " + shape_str(pv));
+  }
+  if (pos.dim() != 3 || pos.size(2) != 3)
+    throw InputError("patch_positions: expected shape (B, L, 3) holding [t, h, w] per token, got shape " +
+                     shape_str(pos));
+  if (pv.numel() == 0) throw InputError("pixel_values: expected a non-empty tensor, got shape " + shape_str(pv));
+  if (pos.numel() == 0) throw InputError("patch_positions: expected a non-empty tensor, got shape " + shape_str(pos));
+  const int64_t b = pv.size(0), c = pv.size(1), t = pv.size(2), h = pv.size(3), w = pv.size(4);
+  if (c != kChannels)
+    throw InputError("pixel_values: expected 3 channels (dim 1), got " + std::to_string(c) + " (shape " +
+                     shape_str(pv) + ")");
+  if (h % p || w % p)
+    throw InputError("pixel_values: expected H and W to be positive multiples of " + std::to_string(p) + ", got H=" +
+                     std::to_string(h) + ", W=" + std::to_string(w));
+  if (pv.scalar_type() != dtype)
+    throw InputError("pixel_values: expected dtype " + dtype_name(dtype) + " (the artifact's precision), got " +
+                     dtype_name(pv.scalar_type()) + "; cast it first, the runtime never casts silently");
+  if (!c10::isIntegralType(pos.scalar_type(), /*includeBool=*/false))
+    throw InputError("patch_positions: expected an integer tensor (int64, or int32 converted losslessly), got " +
+                     dtype_name(pos.scalar_type()));
+  if (pos.scalar_type() != c10::ScalarType::Long) pos = pos.to(c10::ScalarType::Long);
+  if (pos.size(0) != b)
+    throw InputError("patch_positions: expected batch " + std::to_string(b) + " (the batch of pixel_values), got " +
+                     std::to_string(pos.size(0)));
+  const int64_t tokens = t * (h / p) * (w / p);
+  if (pos.size(1) != tokens) {
+    const std::string ps = std::to_string(p);
+    throw InputError("patch_positions: expected L = T*(H/" + ps + ")*(W/" + ps + ") = " + std::to_string(t) + "*" +
+                     std::to_string(h / p) + "*" + std::to_string(w / p) + " = " + std::to_string(tokens) +
+                     " rows, got " + std::to_string(pos.size(1)) + " (shape " + shape_str(pos) + ")");
+  }
+  const auto bad = profile.violations(b, t, h, w);
+  if (!bad.empty()) {
+    std::string msg = "pixel_values: shape (B=" + std::to_string(b) + ", T=" + std::to_string(t) + ", H=" +
+                      std::to_string(h) + ", W=" + std::to_string(w) + ") is outside the artifact: ";
+    for (size_t i = 0; i < bad.size(); ++i) msg += (i ? "; " : "") + bad[i];
+    throw InputError(msg);
+  }
+  const at::Tensor finite = at::isfinite(pv);
+  if (!finite.all().item<bool>()) {
+    const int64_t nan = at::isnan(pv).sum().item<int64_t>();
+    const int64_t inf = pv.numel() - finite.sum().item<int64_t>() - nan;
+    throw InputError("pixel_values: expected finite values, got " + std::to_string(nan) + " NaN and " +
+                     std::to_string(inf) + " Inf");
+  }
+  const int64_t low = pos.min().item<int64_t>(), high = pos.max().item<int64_t>();
+  if (low < 0)
+    throw InputError("patch_positions: expected non-negative [t, h, w], got minimum " + std::to_string(low));
+  if (high >= kMaxPosition)
+    throw InputError("patch_positions: expected values below 2**24 = " + std::to_string(kMaxPosition) +
+                     " (RoPE uses them as float32), got maximum " + std::to_string(high));
+}
+
+Runner::Runner(const std::string& artifact_in, const std::string& device, bool verify)
+    : manifest_(Manifest::read(artifact_in, verify)),
+      device_(c10::kCPU),
+      dtype_(precision_dtype(manifest_.precision)) {
+  std::string artifact = artifact_in;
+  if (artifact.size() > 5 && artifact.compare(artifact.size() - 5, 5, ".json") == 0)
+    artifact.resize(artifact.size() - 5);
+  try {
+    device_ = c10::Device(device.empty() ? manifest_.device : device);
+  } catch (const std::exception&) {
+    throw ArtifactError("unsupported device '" + device + "' (use cpu, cuda or cuda:N)");
+  }
+  if (device_.is_cuda()) {
+    if (!at::globalContext().hasCUDA())
+      throw ArtifactError(artifact + ": needs device " + device_.str() +
+                          ", but this libtorch sees no CUDA device; run it on a GPU machine");
+    if (!device_.has_index()) device_.set_index(0);
+  } else if (!device_.is_cpu()) {
+    throw ArtifactError(artifact + ": unsupported device " + device_.str() + " (use cpu, cuda or cuda:N)");
+  }
+  if (manifest_.kind == "aoti") {
+    backend_ = make_aoti_backend(artifact, manifest_, device_);
+#ifdef ONEVISION_WITH_TENSORRT
+  } else if (manifest_.kind == "trt") {
+    backend_ = make_tensorrt_backend(artifact, manifest_, device_);
+#endif
+  } else {
+    throw ArtifactError(artifact + ": kind '" + manifest_.kind +
+                        "' cannot run in C++ (this build runs: aoti"
+#ifdef ONEVISION_WITH_TENSORRT
+                        ", trt"
+#endif
+                        "; torch.export .pt2 and ONNX artifacts run from Python: runtime.load)");
+  }
+}
+
+at::Tensor Runner::operator()(at::Tensor pixel_values, at::Tensor patch_positions) const {
+  check_inputs(pixel_values, patch_positions, manifest_.profile, dtype_);
+  pixel_values = pixel_values.to(device_).contiguous();
+  patch_positions = patch_positions.to(device_).contiguous();
+  return backend_->run(pixel_values, patch_positions);
+}
+
+}  // namespace onevision

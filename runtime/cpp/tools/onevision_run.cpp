@@ -1,0 +1,143 @@
+// onevision_run: run an exported OneVision encoder artifact on .npy inputs and write the output as .npy.
+//
+//   onevision_run --artifact artifacts/aoti-fp32-image-448.pt2
+//                 --pixel-values pv.npy --positions pos.npy --out out.npy [--device cpu|cuda[:N]] [--repeat N]
+//
+// pv.npy: (B, 3, T, H, W) or (B, 3, H, W) float32 (fp32 and bf16 artifacts; bf16 rounds to nearest even) or float16
+// (fp16 artifacts). pos.npy: (B, L, 3) int64 or int32. out.npy: (B, L, hidden) float32 (fp32, bf16) or float16.
+// Exit status: 0 ok, 1 unexpected failure, 2 bad usage or input (message names the input), 3 unusable artifact.
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include "onevision/npy.h"
+#include "onevision/runtime.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: onevision_run --artifact FILE --pixel-values PV.npy --positions POS.npy --out OUT.npy\n"
+    "                     [--device cpu|cuda|cuda:N] [--repeat N] [--no-verify] [--quiet]\n"
+    "  --artifact      AOTInductor package (.pt2) with its manifest FILE.json beside it\n"
+    "  --pixel-values  (B, 3, T, H, W) or (B, 3, H, W) float32 .npy (float16 for fp16 artifacts; bf16 artifacts\n"
+    "                  take float32 and round to bfloat16)\n"
+    "  --positions     (B, L, 3) int64 or int32 .npy of [t, h, w] per token\n"
+    "  --out           output .npy: (B, L, hidden) float32 (float16 for fp16 artifacts)\n"
+    "  --device        default: the manifest's device\n"
+    "  --repeat        run N times and report the mean latency (default 1)\n"
+    "  --no-verify     skip the artifact's sha256 check against its manifest\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+at::Tensor to_tensor(const onevision::NpyArray& a) {
+  const std::map<std::string, c10::ScalarType> types = {{"f4", c10::ScalarType::Float},
+                                                        {"f2", c10::ScalarType::Half},
+                                                        {"i8", c10::ScalarType::Long},
+                                                        {"i4", c10::ScalarType::Int}};
+  auto t = at::empty(a.shape, at::TensorOptions().dtype(types.at(a.dtype)));
+  if (!a.data.empty()) std::memcpy(t.data_ptr(), a.data.data(), a.data.size());
+  return t;
+}
+
+void save(const std::string& path, at::Tensor out) {
+  out = out.to(c10::kCPU);
+  if (out.scalar_type() == c10::ScalarType::BFloat16) out = out.to(c10::ScalarType::Float);  // exact
+  out = out.contiguous();
+  std::string dtype;
+  if (out.scalar_type() == c10::ScalarType::Float) {
+    dtype = "f4";
+  } else if (out.scalar_type() == c10::ScalarType::Half) {
+    dtype = "f2";
+  } else {
+    throw std::runtime_error(std::string("cannot save output dtype ") + c10::toString(out.scalar_type()));
+  }
+  onevision::write_npy(path, dtype, out.sizes().vec(), out.data_ptr(), static_cast<size_t>(out.nbytes()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> args;
+  bool verify = true, quiet = false;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "-h" || a == "--help") {
+        std::cout << kUsage;
+        return 0;
+      }
+      if (a == "--no-verify") {
+        verify = false;
+      } else if (a == "--quiet") {
+        quiet = true;
+      } else if (a == "--artifact" || a == "--pixel-values" || a == "--positions" || a == "--out" ||
+                 a == "--device" || a == "--repeat") {
+        if (i + 1 >= argc) throw UsageError(a + " needs a value");
+        args[a] = argv[++i];
+      } else {
+        throw UsageError("unknown argument " + a);
+      }
+    }
+    for (const char* need : {"--artifact", "--pixel-values", "--positions", "--out"})
+      if (!args.count(need)) throw UsageError(std::string("missing ") + need);
+  } catch (const UsageError& e) {
+    std::cerr << "onevision_run: " << e.what() << "\n" << kUsage;
+    return 2;
+  }
+
+  try {
+    const int repeat = args.count("--repeat") ? std::stoi(args["--repeat"]) : 1;
+    if (repeat < 1) throw UsageError("--repeat must be >= 1");
+    auto t0 = std::chrono::steady_clock::now();
+    onevision::Runner runner(args["--artifact"], args.count("--device") ? args["--device"] : "", verify);
+    auto t1 = std::chrono::steady_clock::now();
+
+    at::Tensor pv, pos;
+    try {
+      pv = to_tensor(onevision::read_npy(args["--pixel-values"]));
+      pos = to_tensor(onevision::read_npy(args["--positions"]));
+    } catch (const std::runtime_error& e) {
+      throw onevision::InputError(e.what());
+    }
+    // numpy has no bfloat16: a bf16 artifact takes float32 pixel values, rounded here (documented in npy.h).
+    if (runner.dtype() == c10::ScalarType::BFloat16 && pv.scalar_type() == c10::ScalarType::Float)
+      pv = pv.to(c10::ScalarType::BFloat16);
+
+    at::Tensor out;
+    double total_ms = 0;
+    for (int r = 0; r < repeat; ++r) {
+      auto s = std::chrono::steady_clock::now();
+      out = runner(pv, pos);
+      if (runner.device().is_cuda()) out = out.to(c10::kCPU);  // synchronises
+      total_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count();
+    }
+    save(args["--out"], out);
+    if (!quiet) {
+      std::cout << "artifact " << args["--artifact"] << " (" << runner.manifest().kind << ", "
+                << runner.manifest().precision << ", " << runner.provider() << " on " << runner.device().str()
+                << ", profile " << runner.manifest().profile.name << ")\n"
+                << "load_ms " << std::chrono::duration<double, std::milli>(t1 - t0).count() << "\n"
+                << "run_ms " << total_ms / repeat << " (mean of " << repeat << ")\n"
+                << "output " << args["--out"] << " shape " << out.sizes() << "\n";
+    }
+    return 0;
+  } catch (const UsageError& e) {
+    std::cerr << "onevision_run: " << e.what() << "\n";
+    return 2;
+  } catch (const onevision::InputError& e) {
+    std::cerr << "onevision_run: input error: " << e.what() << "\n";
+    return 2;
+  } catch (const onevision::ArtifactError& e) {
+    std::cerr << "onevision_run: artifact error: " << e.what() << "\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "onevision_run: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,256 @@
+"""`python -m runtime embed FILE`: embed an image or video file end to end through an artifact (or eager).
+
+    python -m runtime embed photo.jpg --artifact artifacts/onnx-fp32-image-448.onnx
+    python -m runtime embed clip.mp4 --artifact artifacts/aoti-fp32-video-4x448.pt2 --frames 4
+    python -m runtime embed clip.mp4 --artifact artifacts/pt2-fp32-codec-8x448.pt2 --mode codec
+    python -m runtime embed photo.jpg --model checkpoints/synthetic-full --mode native --max-tokens 1024
+
+The file becomes model inputs through `runtime.media` (the checkpoint's own image processor; PyAV for videos), runs
+through `runtime.load(ARTIFACT)` or the eager model (`--model DIR`), and the features are written to a safetensors
+file (`last_hidden_state` float32 (1, L, hidden) and the `patch_positions` (1, L, 3) it was computed with) whose
+metadata names the source file (and its sha256), mode, shape, frames, the artifact and its sha256 (or the
+checkpoint and its weights' sha256) and the checksum. The command prints the shape and a checksum: sha256 of the
+float32 little-endian bytes of last_hidden_state, with its mean and std.
+
+The image processor comes from the checkpoint directory: `--model DIR`, else `--preprocessor DIR`, else the
+checkpoint the artifact was exported from (its manifest's source.checkpoint).
+
+Artifacts have shape profiles, so with `--artifact` the defaults follow the artifact: crop mode resizes to the
+processor's crop if the profile allows it, else to the largest square the profile allows (e.g. 224 for
+video-16x224, 112 for test-small); native mode caps each side at the profile's max; `--frames` defaults to the
+profile's opt frames when the profile takes clips; codec mode fills the profile's opt number of canvases. An input
+the artifact still cannot take is refused with the runtime's one-line InputError.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from export.manifest import ManifestError
+from export.profiles import ShapeProfile
+from models import CheckpointError, load_config, load_model, weights_sha256
+from models.checkpoint import file_sha256
+from models.errors import InputError
+
+from .base import DTYPES, LoadError
+from .media import (
+    MODES,
+    PREPROCESSOR_FILE,
+    MediaError,
+    MediaInputs,
+    crop_size,
+    load_inputs,
+    load_processor,
+    load_selection,
+    media_kind,
+)
+from .positions import PATCH, TIMELINE
+
+
+def features_checksum(features: torch.Tensor) -> str:
+    """sha256 of the float32 little-endian bytes of `features` (C order)."""
+    data = features.detach().to("cpu", torch.float32).contiguous().numpy()
+    return hashlib.sha256(data.astype("<f4", copy=False).tobytes()).hexdigest()
+
+
+def fit_square(size: int, profile: ShapeProfile) -> int | None:
+    """`size` if a size x size frame fits the profile, else the largest square multiple of 14 that does (or None)."""
+    low = max(profile.height.min, profile.width.min)
+    high = min(profile.height.max, profile.width.max)
+    if low <= size <= high:
+        return size
+    best = (high // PATCH) * PATCH
+    return best if best >= low else None
+
+
+def _processor_dir(args: argparse.Namespace, source: dict[str, Any]) -> Path:
+    if args.model:
+        return Path(args.model)
+    if args.preprocessor:
+        return Path(args.preprocessor)
+    checkpoint = source.get("checkpoint")
+    if checkpoint and (Path(checkpoint) / PREPROCESSOR_FILE).is_file():
+        return Path(checkpoint)
+    raise MediaError(
+        f"the artifact's checkpoint {checkpoint!r} has no {PREPROCESSOR_FILE} here; pass --preprocessor DIR "
+        "(the checkpoint directory the artifact was exported from)"
+    )
+
+
+def _timeline(config: dict[str, Any]) -> int:
+    value = config.get("rope_temporal_size")
+    return int(value) if value else TIMELINE
+
+
+def make_inputs(args: argparse.Namespace, processor: Any, profile: ShapeProfile | None, timeline: int) -> MediaInputs:
+    """The model inputs of FILE, with defaults fitted to the artifact's profile (if any)."""
+    size, frames, canvases = args.size, args.frames, args.canvases
+    max_height = max_width = None
+    if profile is not None:
+        if args.mode in ("crop", "codec") and size is None:
+            wanted = crop_size(processor)[0]
+            fitted = fit_square(wanted, profile)
+            if fitted is not None and fitted != wanted:
+                print(
+                    f"note: resizing to {fitted}x{fitted} to fit the artifact's profile {profile.name!r}",
+                    file=sys.stderr,
+                )
+                size = fitted
+        if args.mode == "native":
+            max_height, max_width = profile.height.max, profile.width.max
+        if args.mode != "codec" and frames is None and profile.frames.max > 1 and media_kind(args.file) == "video":
+            frames = profile.frames.opt
+        if args.mode == "codec" and canvases is None and args.select is None:
+            canvases = profile.frames.opt
+    selection = load_selection(args.select) if args.select else None
+    scores = None
+    if args.scores:
+        try:
+            scores = np.load(args.scores, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise MediaError(f"{args.scores}: cannot read scores ({exc})") from None
+    return load_inputs(
+        args.file,
+        processor,
+        mode=args.mode,
+        num_frames=frames,
+        size=size,
+        max_tokens=args.max_tokens,
+        max_height=max_height,
+        max_width=max_width,
+        canvases=canvases,
+        selection=selection,
+        scores=scores,
+        timeline=timeline,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    meta: dict[str, str] = {}
+    if args.artifact:
+        from . import load
+
+        runner = load(args.artifact, device=args.device)
+        source = dict(runner.manifest.source)
+        processor = load_processor(_processor_dir(args, source))
+        inputs = make_inputs(args, processor, runner.profile, _timeline(source.get("config") or {}))
+        pixel_values = inputs.pixel_values.to(runner.dtype)  # the processor's float32, cast to the artifact's precision
+        t0 = time.perf_counter()
+        features = runner(pixel_values, inputs.patch_positions)
+        elapsed = time.perf_counter() - t0
+        meta.update(
+            engine=f"{runner.kind} ({runner.provider})",
+            artifact=str(args.artifact),
+            artifact_sha256=runner.manifest.sha256,
+            precision=runner.precision,
+            profile=runner.profile.name,
+        )
+        runner.close()
+    else:
+        model_dir = args.model
+        if model_dir is None:
+            from models.synthetic import ensure_default
+
+            model_dir = str(ensure_default("full"))
+        processor = load_processor(args.preprocessor or model_dir)
+        inputs = make_inputs(args, processor, None, int(load_config(model_dir).rope_temporal_size or TIMELINE))
+        model = load_model(model_dir, dtype=DTYPES[args.dtype], device=args.device or "cpu")  # after the media
+        device = next(model.parameters()).device
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = model(
+                inputs.pixel_values.to(device, DTYPES[args.dtype]),
+                patch_positions=inputs.patch_positions.to(device),
+            )
+        features = out.last_hidden_state
+        elapsed = time.perf_counter() - t0
+        meta.update(
+            engine="eager (sdpa)",
+            checkpoint=str(model_dir),
+            weights_sha256=weights_sha256(model_dir),
+            precision=args.dtype,
+        )
+
+    features = features.detach().to("cpu", torch.float32).contiguous()
+    checksum = features_checksum(features)
+    mean, std = float(features.mean()), float(features.std())
+    shape = tuple(features.shape)
+    meta.update(
+        source=str(args.file),
+        source_sha256=file_sha256(args.file),
+        kind=inputs.kind,
+        mode=inputs.mode,
+        shape=json.dumps(list(shape)),
+        pixel_values_shape=json.dumps(list(inputs.pixel_values.shape)),
+        details=json.dumps(inputs.details, sort_keys=True),
+        checksum_sha256=checksum,
+        mean=f"{mean:.8g}",
+        std=f"{std:.8g}",
+    )
+    if args.out:
+        out_path = Path(args.out)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {"last_hidden_state": features, "patch_positions": inputs.patch_positions.contiguous()}
+        save_file(tensors, str(out_path), metadata=meta)
+
+    frames = inputs.details.get("frame_indices")
+    print(f"source      {args.file}  ({inputs.kind}, mode {inputs.mode})")
+    pv_shape, pos_shape = tuple(inputs.pixel_values.shape), tuple(inputs.patch_positions.shape)
+    print(f"inputs      pixel_values {pv_shape}  patch_positions {pos_shape}")
+    if frames is not None:
+        print(f"frames      {frames} of {inputs.details['total_frames']} -> t {inputs.details['timeline']}")
+    if inputs.kind == "codec":
+        d = inputs.details
+        print(
+            f"codec       {d['selected']} of {d['candidates']} patches ({d['scoring']}) in {d['canvases']} canvas(es)"
+        )
+    print(f"engine      {meta['engine']}  {meta.get('artifact') or meta.get('checkpoint')}")
+    print(f"features    {shape}  mean {mean:+.6f}  std {std:.6f}")
+    print(f"sha256      {checksum}")
+    total = time.perf_counter() - started
+    print(f"time        {elapsed:.2f} s run, {total:.2f} s total" + (f"  -> {args.out}" if args.out else ""))
+    return 0
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="python -m runtime embed", description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", help="an image (anything Pillow reads) or a video (anything PyAV/FFmpeg reads)")
+    engine = parser.add_mutually_exclusive_group()
+    engine.add_argument("--artifact", help="artifact to run (.pt2, .onnx, .engine with its manifest)")
+    engine.add_argument("--model", help="checkpoint directory to run eager instead (default: synthetic full-size)")
+    parser.add_argument("--mode", choices=MODES, default="crop", help="crop | native | codec (videos only)")
+    parser.add_argument("--frames", type=int, help="frames to sample from a video (default 4; codec: all, <= 64)")
+    parser.add_argument("--size", type=int, help="crop/codec: shortest edge = crop size in px (multiple of 14)")
+    parser.add_argument("--max-tokens", type=int, help="native: cap on the tokens of one image or frame")
+    parser.add_argument("--canvases", type=int, help="codec: canvases to fill (default: profile opt, or frames/4)")
+    parser.add_argument("--select", help="codec: [t, h, w] rows to keep (.npy or .json) instead of scoring")
+    parser.add_argument("--scores", help="codec: per-patch scores (.npy of shape (frames, H/14, W/14))")
+    parser.add_argument("--preprocessor", help="checkpoint directory whose preprocessor_config.json to use")
+    parser.add_argument("--device", help="cpu or cuda[:N] (default: the artifact's own; eager: cpu)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="eager precision (default fp32)")
+    parser.add_argument("--out", help="write features here (safetensors)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (InputError, CheckpointError, ManifestError, LoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Input checks every runner applies before a backend sees its input (`Runner.__call__` -> `check_inputs`).
+
+The rules (each violation raises one `models.errors.InputError` naming the input, the expected and the actual value):
+
+- Types: torch tensors (any device) or numpy arrays. Anything else is refused.
+- pixel_values has rank 5 (B, 3, T, H, W). Rank 4 (B, 3, H, W) is accepted as a batch of images and becomes
+  T = 1 (unsqueezed at dim 2), like the model's own forward; any other rank is refused.
+- patch_positions has shape (B, L, 3) holding [t, h, w] per token.
+- Neither tensor may be empty (no zero-sized dimension).
+- 3 channels; H and W positive multiples of the patch size (14).
+- pixel_values dtype equals the artifact precision (fp32 -> float32, fp16 -> float16, bf16 -> bfloat16). The runtime
+  never casts pixel values silently: float64 (numpy's default!), integer or other float types are refused with the
+  cast to make. One exception, because numpy has no bfloat16: a numpy float32 array given to a bf16 artifact is
+  rounded to bfloat16 (round-to-nearest-even, torch's `.to(torch.bfloat16)`); the C++ runner's .npy files follow
+  the same convention.
+- patch_positions is an integer tensor (bool and floating point are refused) converted losslessly to int64:
+  int8/16/32, uint8/16/32 always convert; uint64 only if every value fits in int64.
+- B equal in both inputs; L = T * (H/14) * (W/14).
+- (B, T, H, W) inside the artifact's ShapeProfile (`ShapeProfile.violations`, every violated axis in one message).
+- pixel_values finite (no NaN or Inf); positions in [0, 2**24): RoPE turns positions into float32, which holds
+  integers exactly only up to 2**24 (so larger values would silently alias; the bound also keeps them int32-safe).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from export.profiles import ShapeProfile
+from models.errors import InputError
+
+CHANNELS = 3
+MAX_POSITION = 1 << 24  # exclusive bound: float32 represents every integer below it exactly
+_INT_DTYPES = (
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.uint8,
+    torch.uint16,
+    torch.uint32,
+    torch.uint64,
+)
+_NP_PIXEL_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}
+_DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+_CAST_HINT = {torch.float32: ".float()", torch.float16: ".half()", torch.bfloat16: ".bfloat16()"}
+
+
+def _shape(x: torch.Tensor | np.ndarray) -> tuple[int, ...]:
+    return tuple(int(d) for d in x.shape)
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _pixels_to_torch(x: Any, dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"pixel_values: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+    if dtype == torch.bfloat16 and x.dtype == np.float32:
+        # numpy has no bfloat16: float32 arrays are the documented way to feed a bf16 artifact from numpy.
+        return torch.from_numpy(np.ascontiguousarray(x)).to(torch.bfloat16)
+    if x.dtype not in _NP_PIXEL_DTYPES:
+        expected = "float32 (rounded to bfloat16)" if dtype == torch.bfloat16 else _dtype_name(dtype)
+        raise InputError(
+            f"pixel_values: expected dtype {expected} for this {_DTYPE_NAMES.get(dtype, dtype)} artifact, "
+            f"got numpy {x.dtype}; cast it first (e.g. x.astype(np.float32)), the runtime never casts silently"
+        )
+    return torch.from_numpy(np.array(x, copy=True, order="C"))
+
+
+def _positions_to_torch(x: Any) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "iu":
+            raise InputError(
+                f"patch_positions: expected an integer array (int64, or int32 converted losslessly), "
+                f"got numpy {x.dtype}"
+            )
+        if x.dtype == np.uint64 and x.size and int(x.max()) > np.iinfo(np.int64).max:
+            raise InputError(f"patch_positions: values must fit in int64, got maximum {int(x.max())}")
+        return torch.from_numpy(np.array(x, dtype=np.int64, copy=True, order="C"))
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"patch_positions: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+    return x
+
+
+def check_inputs(
+    pixel_values: Any, patch_positions: Any, profile: ShapeProfile, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate (pixel_values, patch_positions) for an artifact of `profile` and `dtype`.
+
+    Returns (pixel_values as a rank-5 tensor of `dtype`, patch_positions as int64), both on the device they came in
+    on (numpy arrays become CPU tensors). Raises InputError on the first violated rule (see the module docstring).
+    """
+    p = profile.patch
+    pv = _pixels_to_torch(pixel_values, dtype)
+    pos = _positions_to_torch(patch_positions)
+
+    # Ranks.
+    if pv.dim() == 4:
+        pv = pv.unsqueeze(2)
+    elif pv.dim() != 5:
+        raise InputError(
+            f"pixel_values: expected rank 5 (B, 3, T, H, W) or rank 4 (B, 3, H, W), "
+            f"got rank {pv.dim()} with shape {_shape(pv)}"
+        )
+    if pos.dim() != 3 or pos.shape[-1] != 3:
+        raise InputError(
+            f"patch_positions: expected shape (B, L, 3) holding [t, h, w] per token, got shape {_shape(pos)}"
+        )
+
+    # Emptiness, channels, spatial size.
+    if pv.numel() == 0:
+        raise InputError(f"pixel_values: expected a non-empty tensor, got shape {_shape(pv)}")
+    if pos.numel() == 0:
+        raise InputError(f"patch_positions: expected a non-empty tensor, got shape {_shape(pos)}")
+    b, c, t, h, w = _shape(pv)
+    if c != CHANNELS:
+        raise InputError(f"pixel_values: expected {CHANNELS} channels (dim 1), got {c} (shape {_shape(pv)})")
+    if h % p or w % p:
+        raise InputError(f"pixel_values: expected H and W to be positive multiples of {p}, got H={h}, W={w}")
+
+    # Dtypes.
+    if pv.dtype != dtype:
+        raise InputError(
+            f"pixel_values: expected dtype {_dtype_name(dtype)} (the artifact's precision), got "
+            f"{_dtype_name(pv.dtype)}; cast it first (x{_CAST_HINT.get(dtype, '.to(...)')}), "
+            "the runtime never casts silently"
+        )
+    if pos.dtype not in _INT_DTYPES:
+        raise InputError(
+            f"patch_positions: expected an integer tensor (int64, or int32 converted losslessly), got "
+            f"{_dtype_name(pos.dtype)}"
+        )
+    if pos.dtype == torch.uint64:
+        top = int(pos.max())
+        if top > torch.iinfo(torch.int64).max:
+            raise InputError(f"patch_positions: values must fit in int64, got maximum {top}")
+    if pos.dtype != torch.int64:
+        pos = pos.to(torch.int64)
+
+    # Shapes against each other and the profile.
+    if pos.shape[0] != b:
+        raise InputError(f"patch_positions: expected batch {b} (the batch of pixel_values), got {pos.shape[0]}")
+    tokens = t * (h // p) * (w // p)
+    if pos.shape[1] != tokens:
+        raise InputError(
+            f"patch_positions: expected L = T*(H/{p})*(W/{p}) = {t}*{h // p}*{w // p} = {tokens} rows, "
+            f"got {pos.shape[1]} (shape {_shape(pos)})"
+        )
+    bad = profile.violations(b, t, h, w)
+    if bad:
+        raise InputError(f"pixel_values: shape (B={b}, T={t}, H={h}, W={w}) is outside the artifact: " + "; ".join(bad))
+
+    # Values.
+    finite = torch.isfinite(pv)
+    if not bool(finite.all()):
+        nan = int(torch.isnan(pv).sum())
+        inf = int(pv.numel() - int(finite.sum())) - nan
+        raise InputError(f"pixel_values: expected finite values, got {nan} NaN and {inf} Inf")
+    low, high = int(pos.min()), int(pos.max())
+    if low < 0:
+        raise InputError(f"patch_positions: expected non-negative [t, h, w], got minimum {low}")
+    if high >= MAX_POSITION:
+        raise InputError(
+            f"patch_positions: expected values below 2**24 = {MAX_POSITION} (RoPE uses them as float32), "
+            f"got maximum {high}"
+        )
+    return pv, pos

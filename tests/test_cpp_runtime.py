@@ -1,0 +1,244 @@
+"""The C++ runtime (runtime/cpp): build it with CMake against the torch wheel's libtorch, run an AOTInductor package
+with `onevision_run` on .npy inputs and compare with the Python runner on the same inputs.
+
+The build directory is runtime/cpp/build (the Makefile's `make runtime-cpp` uses the same one), so reruns only
+rebuild what changed; a lock file serialises concurrent builds in one checkout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import runtime
+from export import BuildRequest, build
+from export.manifest import manifest_path
+from export.profiles import PROFILES
+from runtime.base import Runner
+from runtime.positions import grid_positions, video_positions
+from tests.conftest import seeded
+
+ROOT = Path(__file__).resolve().parents[1]
+CPP = ROOT / "runtime" / "cpp"
+BUILD = CPP / "build"
+EXIT_INPUT, EXIT_ARTIFACT = 2, 3
+CPP_ATOL = 1e-6  # same AOTI kernels as Python: measured identical (max abs diff 0)
+
+
+def _toolchain_missing() -> str | None:
+    missing = [] if shutil.which("cmake") else ["cmake"]
+    if not any(shutil.which(cxx) for cxx in ("c++", "g++", "clang++")):
+        missing.append("a C++ compiler (c++/g++/clang++)")
+    return f"the C++ runtime needs {' and '.join(missing)} on PATH" if missing else None
+
+
+def _run(cmd: list[str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def binary() -> Iterator[Path]:
+    reason = _toolchain_missing()
+    if reason:
+        pytest.skip(reason)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with (BUILD / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        configure = _run(
+            [
+                "cmake",
+                "-S",
+                str(CPP),
+                "-B",
+                str(BUILD),
+                "-DCMAKE_BUILD_TYPE=Release",
+                f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+            ]
+        )
+        if configure.returncode:
+            pytest.fail(f"cmake configure failed:\n{configure.stdout[-3000:]}\n{configure.stderr[-3000:]}")
+        built = _run(["cmake", "--build", str(BUILD), "-j", "2"])
+        if built.returncode:
+            pytest.fail(f"cmake build failed:\n{built.stdout[-4000:]}\n{built.stderr[-4000:]}")
+    exe = BUILD / "onevision_run"
+    assert exe.is_file()
+    yield exe
+
+
+@pytest.fixture(scope="module")
+def aoti(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    request = BuildRequest(
+        model_dir=tiny_dir, precision="fp32", profiles=[PROFILES["test-small"]], out_dir=tmp_path_factory.mktemp("cpp")
+    )
+    return build("aoti", request).path
+
+
+@pytest.fixture(scope="module")
+def py_runner(aoti: Path) -> Runner:
+    return runtime.load(aoti)
+
+
+def run_cpp(
+    exe: Path, artifact: Path, pv: np.ndarray, pos: np.ndarray, folder: Path, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "pv.npy", pv)
+    np.save(folder / "pos.npy", pos)
+    out = folder / "out.npy"
+    cmd = [str(exe), "--artifact", str(artifact), "--pixel-values", str(folder / "pv.npy")]
+    cmd += ["--positions", str(folder / "pos.npy"), "--out", str(out), *extra]
+    return _run(cmd, timeout=300), out
+
+
+INPUTS = {
+    "image": lambda: seeded(1, 3, 1, 56, 42, seed=1),
+    "video-b2": lambda: seeded(2, 3, 3, 28, 56, seed=2),
+    "max": lambda: seeded(4, 3, 4, 112, 112, seed=3),
+    "rank4": lambda: seeded(2, 3, 42, 28, seed=4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INPUTS))
+def test_cpp_matches_python(binary: Path, aoti: Path, py_runner: Runner, tmp_path: Path, case: str) -> None:
+    pv = INPUTS[case]()
+    pos = video_positions(pv, 64 if case == "video-b2" else None)
+    positions = pos.numpy().astype(np.int32) if case == "rank4" else pos.numpy()  # int32 converts losslessly
+    result, out = run_cpp(binary, aoti, pv.numpy(), positions, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "aoti-cpu on cpu" in result.stdout
+    got = np.load(out)
+    expected = py_runner(pv, pos).numpy()
+    assert got.shape == expected.shape and got.dtype == np.float32
+    diff = float(np.abs(got - expected).max())
+    assert diff <= CPP_ATOL, f"C++ vs Python max abs diff {diff}"
+
+
+def test_cpp_repeat_and_help(binary: Path, aoti: Path, tmp_path: Path) -> None:
+    pv = seeded(1, 3, 1, 28, 28)
+    result, _ = run_cpp(binary, aoti, pv.numpy(), video_positions(pv).numpy(), tmp_path, "--repeat", "3")
+    assert result.returncode == 0 and "(mean of 3)" in result.stdout, result.stderr
+    helped = _run([str(binary), "--help"])
+    assert helped.returncode == 0 and "--pixel-values" in helped.stdout
+    usage = _run([str(binary), "--artifact", str(aoti)])
+    assert usage.returncode == EXIT_INPUT and "missing --pixel-values" in usage.stderr
+
+
+def _ok() -> tuple[np.ndarray, np.ndarray]:
+    pv = seeded(1, 3, 1, 28, 28, seed=5)
+    return pv.numpy(), grid_positions(1, 1, 2, 2).numpy()
+
+
+def _nan() -> tuple[np.ndarray, np.ndarray]:
+    pv, pos = _ok()
+    pv = pv.copy()
+    pv[0, 0, 0, 1, 1] = np.nan
+    return pv, pos
+
+
+def _negative() -> tuple[np.ndarray, np.ndarray]:
+    pv, pos = _ok()
+    pos = pos.copy()
+    pos[0, 1, 2] = -3
+    return pv, pos
+
+
+BAD_INPUTS = {
+    "H not multiple of 14": (
+        lambda: (seeded(1, 3, 1, 30, 28).numpy(), grid_positions(1, 1, 2, 2).numpy()),
+        "expected H and W to be positive multiples of 14, got H=30, W=28",
+    ),
+    "float64 pixels": (lambda: (_ok()[0].astype(np.float64), _ok()[1]), "unsupported dtype <f8"),
+    "float16 pixels": (
+        lambda: (_ok()[0].astype(np.float16), _ok()[1]),
+        "pixel_values: expected dtype float32 (the artifact's precision), got float16",
+    ),
+    "float positions": (
+        lambda: (_ok()[0], _ok()[1].astype(np.float32)),
+        "patch_positions: expected an integer tensor (int64, or int32 converted losslessly), got float32",
+    ),
+    "L mismatch": (lambda: (_ok()[0], _ok()[1][:, :3]), "expected L = T*(H/14)*(W/14) = 1*2*2 = 4 rows, got 3"),
+    "batch mismatch": (
+        lambda: (_ok()[0], grid_positions(2, 1, 2, 2).numpy()),
+        "patch_positions: expected batch 1 (the batch of pixel_values), got 2",
+    ),
+    "out of profile": (
+        lambda: (seeded(5, 3, 1, 28, 28).numpy(), grid_positions(5, 1, 2, 2).numpy()),
+        "batch 5 outside profile 'test-small' range [1, 4]",
+    ),
+    "4 channels": (
+        lambda: (seeded(1, 4, 1, 28, 28).numpy(), _ok()[1]),
+        "pixel_values: expected 3 channels (dim 1), got 4",
+    ),
+    "rank 3": (lambda: (seeded(3, 28, 28).numpy(), _ok()[1]), "expected rank 5 (B, 3, T, H, W) or rank 4"),
+    "empty": (lambda: (np.zeros((0, 3, 1, 28, 28), np.float32), _ok()[1][:0]), "expected a non-empty tensor"),
+    "NaN": (_nan, "pixel_values: expected finite values, got 1 NaN and 0 Inf"),
+    "position above 2**24": (
+        lambda: (_ok()[0], _ok()[1] + (1 << 24)),
+        "expected values below 2**24 = 16777216 (RoPE uses them as float32), got maximum 16777217",
+    ),
+    "negative positions": (_negative, "patch_positions: expected non-negative [t, h, w], got minimum -3"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_cpp_bad_inputs(binary: Path, aoti: Path, tmp_path: Path, case: str) -> None:
+    make, message = BAD_INPUTS[case]
+    pv, pos = make()
+    result, out = run_cpp(binary, aoti, pv, pos, tmp_path)
+    assert result.returncode == EXIT_INPUT, (result.stdout, result.stderr)
+    assert message in result.stderr
+    assert not out.exists()
+
+
+def test_cpp_truncated_npy(binary: Path, aoti: Path, tmp_path: Path) -> None:
+    pv, pos = _ok()
+    np.save(tmp_path / "pv.npy", pv)
+    np.save(tmp_path / "pos.npy", pos)
+    data = (tmp_path / "pv.npy").read_bytes()
+    (tmp_path / "pv.npy").write_bytes(data[:-10])
+    cmd = [str(binary), "--artifact", str(aoti), "--pixel-values", str(tmp_path / "pv.npy")]
+    result = _run([*cmd, "--positions", str(tmp_path / "pos.npy"), "--out", str(tmp_path / "o.npy")])
+    assert result.returncode == EXIT_INPUT and "truncated data" in result.stderr, result.stderr
+
+
+def _copy(artifact: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / artifact.name
+    shutil.copyfile(artifact, target)
+    shutil.copyfile(manifest_path(artifact), manifest_path(target))
+    return target
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "no-manifest"])
+def test_cpp_damaged_artifact(binary: Path, aoti: Path, tmp_path: Path, damage: str) -> None:
+    path = _copy(aoti, tmp_path / "art")
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        manifest_path(path).unlink()
+    pv, pos = _ok()
+    result, out = run_cpp(binary, path, pv, pos, tmp_path)
+    assert result.returncode == EXIT_ARTIFACT, (result.stdout, result.stderr)
+    expected = "no manifest" if damage == "no-manifest" else "does not match its manifest"
+    assert expected in result.stderr and not out.exists()
+
+
+def test_cpp_refuses_other_kinds(binary: Path, aoti: Path, tmp_path: Path) -> None:
+    """A manifest of kind pt2 (a torch.export program) is not an AOTI package: refused before loading."""
+    path = _copy(aoti, tmp_path / "art")
+    mpath = manifest_path(path)
+    mpath.write_text(mpath.read_text().replace('"kind": "aoti"', '"kind": "pt2"'))
+    pv, pos = _ok()
+    result, _ = run_cpp(binary, path, pv, pos, tmp_path)
+    assert result.returncode == EXIT_ARTIFACT and "kind 'pt2' cannot run in C++" in result.stderr, result.stderr
