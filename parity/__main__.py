@@ -1,0 +1,246 @@
+"""python -m parity: every artifact x every case x eager references, with a calibrated pass rule.
+
+    python -m parity                                   # synthetic full-size checkpoint, artifacts/ (exported if empty)
+    python -m parity --model checkpoints/synthetic-tiny --artifacts-dir /tmp/arts --cases all
+    python -m parity --replay results/parity/20250101-120000   # re-run the saved inputs of a report
+
+Exit status: 0 all passed, 1 something failed (or an artifact is broken), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from pathlib import Path
+
+import torch
+
+from export.manifest import KINDS, PRECISIONS
+from export.profiles import DEFAULT_PROFILE, PROFILES, ProfileError, resolve_profile
+from models import CheckpointError, load_config, weights_sha256
+
+from .artifacts import EAGER_KINDS, ArtifactUnderTest, discover, eager_artifact, from_file, select
+from .cases import CASES, CPU_FULL_SIZE_CASES, parse_cases
+from .references import (
+    CPU_FULL_SIZE_REFERENCES,
+    DEFAULT_REFERENCES,
+    REFERENCES,
+    has_remote_code,
+    parse_references,
+)
+from .report import summary_table
+from .suite import SMALL_MODEL_PARAMS, SuiteConfig, count_params, replay_inputs, run_suite
+from .tolerances import ToleranceError, load_tolerances
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+AUTO_EXPORT_CPU = ("pt2",)  # ~2 min at full size on 2 cores; ONNX adds ~2.5 min, AOTInductor compiles far longer
+AUTO_EXPORT_CUDA = ("pt2", "aoti", "onnx", "trt")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m parity",
+        description="Compare every artifact against eager PyTorch references (fp32, bf16, float64 golden) over a "
+        "shape matrix; write results/parity/<name>/report.md|json with the inputs; exit 1 if anything fails.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="cases (fitted to each artifact's profile, or skipped as 'outside profile'):\n"
+        + "\n".join(f"  {k:17s} {v[0]}" for k, v in CASES.items())
+        + f"\n\nOn a CPU with a full-size model the defaults are trimmed (and the run says so): cases\n"
+        f"{','.join(CPU_FULL_SIZE_CASES)}, references {','.join(CPU_FULL_SIZE_REFERENCES)};\n"
+        "--cases all / --references all run everything.\n\n"
+        "make parity [MODEL=dir] [OUT=artifacts-dir] [ARTIFACTS=list] [CASES=list] [DEVICE=cpu|cuda] runs the same.\n"
+        "Exit status: 0 all passed, 1 a row failed or an artifact is broken, 2 usage error.",
+    )
+    p.add_argument("--model", type=Path, help="checkpoint directory (default: the synthetic full-size checkpoint)")
+    p.add_argument(
+        "--artifacts-dir", type=Path, default=Path("artifacts"), help="artifact folder (default %(default)s)"
+    )
+    p.add_argument(
+        "--artifacts",
+        metavar="LIST",
+        help="comma-separated artifact paths, file names or name prefixes (pt2, onnx-fp32, ...) and/or eager "
+        f"stand-ins ({', '.join(EAGER_KINDS)}); default: every artifact in --artifacts-dir",
+    )
+    p.add_argument("--cases", metavar="LIST", help="comma-separated case names, all, or cpu-quick (default: see below)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="reference device (default: cuda if present)")
+    p.add_argument(
+        "--references",
+        metavar="LIST",
+        help=f"references shown besides the float64 golden: {', '.join(n for n in REFERENCES if n != 'golden-fp64')}"
+        f", or all (default: {','.join(DEFAULT_REFERENCES)})",
+    )
+    p.add_argument(
+        "--remote-reference",
+        action="store_true",
+        help="also compare against the checkpoint's own modeling code (modeling_onevision_encoder.py beside "
+        "config.json, loaded as AutoModel with trust_remote_code=True would): runs code shipped with the checkpoint, "
+        "off by default",
+    )
+    p.add_argument(
+        "--export",
+        metavar="KINDS",
+        help="export these kinds (comma-separated, or all) into --artifacts-dir first, reusing existing ones; without "
+        f"it, an empty folder gets {','.join(AUTO_EXPORT_CPU)} (CPU) exported for --profile",
+    )
+    p.add_argument("--precision", default="fp32", metavar="LIST", help="precisions to --export (default fp32)")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile to --export (default {DEFAULT_PROFILE})")
+    p.add_argument("--results-dir", type=Path, default=Path("results/parity"), help="default %(default)s")
+    p.add_argument("--name", help="results subfolder (default: a UTC timestamp)")
+    p.add_argument("--replay", type=Path, metavar="DIR", help="re-run the saved inputs of an earlier results folder")
+    p.add_argument(
+        "--localise",
+        choices=("auto", "rebuild", "off"),
+        default="auto",
+        help="on failure, find the first failing layer: auto (graph probes for pt2/onnx; truncated rebuilds for "
+        "compiled kinds only on small models), rebuild (always allow rebuilds), off",
+    )
+    p.add_argument("--tolerances", type=Path, help="tolerance file (default parity/tolerances.json)")
+    p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
+    p.add_argument("--max-tokens", type=int, default=0, help="skip cases with more than this many B*L tokens (0: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _device(arg: str | None) -> torch.device:
+    if arg == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA device here")
+    return torch.device(arg or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _export(
+    kinds: list[str], precisions: list[str], profile_name: str, model_dir: Path, out: Path, device: str
+) -> list[str]:
+    """Export what is missing; returns one line per kind that could not be built (skipped, not failed)."""
+    from export import BuildRequest, ExportError, build
+    from export.artifact import artifact_path
+
+    profile = resolve_profile(profile_name)
+    problems = []
+    for kind in kinds:
+        for precision in precisions:
+            dev = "cuda" if kind == "trt" else device
+            request = BuildRequest(model_dir, precision, [profile], out, device=dev)
+            try:
+                target = artifact_path(request, kind)
+                if target.is_file() and target.with_name(target.name + ".json").is_file():
+                    print(f"parity: reusing {target}", file=sys.stderr)
+                    continue
+                print(f"parity: exporting {kind} {precision} {profile.name} -> {out}", file=sys.stderr)
+                build(kind, request)
+            except ExportError as exc:
+                problems.append(f"{kind} {precision}: not exported: {exc}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    log = print
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars for every reference model drown the suite's own
+    try:
+        device = _device(args.device)
+        tolerances = load_tolerances(args.tolerances)
+        replay = None
+        replay_report: dict[str, object] = {}
+        if args.replay:
+            replay, replay_report = replay_inputs(args.replay)
+        model_dir = args.model or (Path(str(replay_report["model_dir"])) if replay_report.get("model_dir") else None)
+        if model_dir is None:
+            from models.synthetic import ensure_default
+
+            model_dir = ensure_default("full")
+        config = load_config(model_dir)
+        sha = weights_sha256(model_dir)
+        big_on_cpu = device.type == "cpu" and count_params(model_dir) >= SMALL_MODEL_PARAMS
+        cases = parse_cases(args.cases, CPU_FULL_SIZE_CASES if big_on_cpu else None)
+        references = parse_references(args.references, CPU_FULL_SIZE_REFERENCES if big_on_cpu else DEFAULT_REFERENCES)
+        if args.remote_reference:
+            if not has_remote_code(model_dir):
+                raise ValueError(
+                    f"--remote-reference: {model_dir} has no modeling_onevision_encoder.py beside config.json"
+                )
+            references += [n for n in ("remote-fp32", "remote-bf16") if n not in references]
+        precisions = [s.strip() for s in args.precision.split(",") if s.strip()]
+        bad = [p for p in precisions if p not in PRECISIONS]
+        if bad:
+            raise ValueError(f"--precision: unknown {', '.join(bad)} (use {', '.join(PRECISIONS)})")
+        if args.profile not in PROFILES and not Path(args.profile).is_file():
+            resolve_profile(args.profile)  # raises ProfileError with the known names
+    except (ValueError, CheckpointError, ToleranceError, ProfileError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    if big_on_cpu and not args.cases:
+        log(
+            f"parity: full-size model on the CPU: default cases trimmed to {', '.join(CPU_FULL_SIZE_CASES)} and "
+            f"references to golden-fp64, {', '.join(references)} (--cases all / --references all for everything)"
+        )
+
+    notes: list[str] = []
+    adir: Path = args.artifacts_dir
+    if args.export:
+        kinds = list(KINDS) if args.export == "all" else [k.strip() for k in args.export.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            print(
+                f"error: --export: unknown kind(s) {', '.join(unknown)} (use {', '.join(KINDS)} or all)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        notes += _export(kinds, precisions, args.profile, model_dir, adir, device.type)
+    found = discover(adir)
+    paths, eager, unmatched = select(found, args.artifacts, adir)
+    if replay is not None and not args.artifacts:
+        recorded = [a for a in replay_report.get("artifacts", []) if isinstance(a, dict)]  # type: ignore[attr-defined]
+        paths = [Path(str(a["path"])) for a in recorded if a.get("path") and Path(str(a["path"])).is_file()]
+        eager = [str(a["name"]) for a in recorded if a.get("kind") == "eager" and a.get("name") in EAGER_KINDS]
+    if unmatched:
+        print(f"error: --artifacts: nothing matches {', '.join(unmatched)} in {adir}", file=sys.stderr)
+        return EXIT_USAGE
+    if not paths and not eager and not args.export and replay is None:
+        kinds = list(AUTO_EXPORT_CUDA if device.type == "cuda" else AUTO_EXPORT_CPU)
+        log(f"parity: no artifacts in {adir}: exporting {', '.join(kinds)} fp32 for profile {args.profile} first")
+        notes += _export(kinds, ["fp32"], args.profile, model_dir, adir, device.type)
+        paths = discover(adir)
+    artifacts: list[ArtifactUnderTest] = [from_file(p, config, sha, device) for p in paths]
+    artifacts += [eager_artifact(model_dir, name.split("-")[1], device.type) for name in eager]
+    if not artifacts:
+        print(f"error: no artifacts to test (looked in {adir})", file=sys.stderr)
+        return EXIT_USAGE
+
+    name = args.name or _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+    cfg = SuiteConfig(
+        model_dir=Path(model_dir),
+        device=device,
+        references=references,
+        cases=cases,
+        tolerances=tolerances,
+        out_dir=args.results_dir / name,
+        localise=args.localise,
+        seed=args.seed,
+        max_tokens=args.max_tokens,
+        replay=replay,
+        progress=not args.no_progress,
+        log=lambda msg: print(msg, file=sys.stderr),
+    )
+    log(
+        f"parity: {len(artifacts)} artifact(s), cases {', '.join(cases) if replay is None else '(replay)'}, "
+        f"references golden-fp64, {', '.join(references)}, on {device}"
+    )
+    res = run_suite(cfg, artifacts)
+    res.notes.extend(notes)
+    if notes:
+        from .report import write_reports
+
+        write_reports(res, cfg)
+    log(summary_table(res))
+    verdict = "FAIL" if res.failed else "PASS"
+    log(f"parity: {verdict} in {res.info.get('seconds')} s; report: {cfg.out_dir / 'report.md'}")
+    return EXIT_FAILED if res.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

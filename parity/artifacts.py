@@ -1,0 +1,276 @@
+"""What the suite tests: artifacts found on disk (through runtime.load), exported on the fly, or eager stand-ins.
+
+`ArtifactUnderTest` is the one shape everything is brought into: a name, kind, precision, profile, the number of
+encoder layers its output is taken after, a lazily loaded runner `run(pixel_values, patch_positions)`, and, when
+not runnable here, the reason it is skipped.
+
+`EagerRunner` is a runner-like object around the eager model (optionally with a planted defect): the suite's own
+tests use it, and `--artifacts eager-fp32,eager-bf16` runs the eager model through the whole suite as if it were an
+artifact (a self-check of the pipeline: it must pass against every reference).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from export.manifest import SUFFIX, Manifest, ManifestError, read_manifest
+from export.profiles import MIN_TOKENS, ShapeProfile
+from models import OneVisionEncoderConfig, load_model
+
+from .references import DTYPES
+
+EAGER_KINDS = ("eager-fp32", "eager-bf16", "eager-fp16")
+
+
+class EagerRunner:
+    """`runner(pixel_values, patch_positions) -> last_hidden_state` over the eager model (sdpa by default).
+
+    `perturb(model)` may modify the loaded model (tests plant defects this way). `hidden_states()` returns the
+    per-layer outputs the localiser compares.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        precision: str = "fp32",
+        attention: str = "sdpa",
+        device: str | torch.device = "cpu",
+        num_layers: int | None = None,
+        perturb: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.precision = precision
+        self.dtype = DTYPES[precision]
+        self.device = torch.device(device)
+        self.model = load_model(model_dir, self.dtype, attention, device=self.device)
+        if perturb is not None:
+            perturb(self.model)
+        self.num_layers = num_layers or int(self.model.config.num_hidden_layers)
+
+    def __call__(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            out = self.model(
+                pixel_values.to(self.device, self.dtype),
+                patch_positions=patch_positions.to(self.device),
+                num_layers=self.num_layers,
+                return_dict=True,
+            )
+        return out.last_hidden_state
+
+    def hidden_states(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> list[torch.Tensor]:
+        with torch.inference_mode():
+            out = self.model(
+                pixel_values.to(self.device, self.dtype),
+                patch_positions=patch_positions.to(self.device),
+                num_layers=self.num_layers,
+                output_hidden_states=True,
+                return_dict=True,
+            )
+        return [h.detach().to("cpu") for h in out.hidden_states]
+
+    def close(self) -> None:
+        del self.model
+        gc.collect()
+
+
+@dataclass
+class ArtifactUnderTest:
+    name: str
+    kind: str  # pt2 | aoti | onnx | trt | eager
+    precision: str
+    profile: ShapeProfile | None
+    num_layers: int  # encoder layers the output is taken after
+    path: Path | None = None
+    device: str = "cpu"
+    min_tokens: int = MIN_TOKENS
+    manifest: Manifest | None = None
+    skip_reason: str | None = None  # not runnable here: reported as skipped, never a failure
+    error: str | None = None  # broken (bad manifest, does not load): a failure
+    warnings: list[str] = field(default_factory=list)
+    loader: Callable[[], Any] | None = None  # returns the runner; called once, lazily
+    _runner: Any = None
+
+    @property
+    def runner(self) -> Any:
+        if self._runner is None:
+            if self.loader is None:
+                raise RuntimeError(f"{self.name}: nothing to load")
+            self._runner = self.loader()
+        return self._runner
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        return DTYPES[self.precision]
+
+    def run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
+        out = self.runner(pixel_values.to(self.input_dtype), patch_positions)
+        return out.detach().to("cpu")
+
+    def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None and hasattr(runner, "close"):
+            runner.close()
+        del runner
+        gc.collect()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "precision": self.precision,
+            "profile": self.profile.name if self.profile else None,
+            "num_layers": self.num_layers,
+            "path": str(self.path) if self.path else None,
+            "device": self.device,
+            "sha256": self.manifest.sha256 if self.manifest else None,
+            "skip_reason": self.skip_reason,
+            "error": self.error,
+            "warnings": list(self.warnings),
+        }
+
+
+def eager_artifact(
+    model_dir: str | Path,
+    precision: str,
+    device: str,
+    profile: ShapeProfile | None = None,
+    name: str | None = None,
+    perturb: Callable[[Any], None] | None = None,
+    attention: str = "sdpa",
+    num_layers: int | None = None,
+) -> ArtifactUnderTest:
+    """The eager model as an artifact (no profile: any shape, 1 token included)."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    layers = num_layers or int(config["num_hidden_layers"])
+
+    def load() -> EagerRunner:
+        return EagerRunner(model_dir, precision, attention, device, layers, perturb)
+
+    return ArtifactUnderTest(
+        name=name or f"eager-{precision}",
+        kind="eager",
+        precision=precision,
+        profile=profile,
+        num_layers=layers,
+        device=device,
+        min_tokens=1 if profile is None else MIN_TOKENS,
+        loader=load,
+    )
+
+
+def _layers_run(manifest: Manifest, total: int) -> int:
+    layers = manifest.extra.get("layers_run") if isinstance(manifest.extra, dict) else None
+    if isinstance(layers, int):
+        return layers
+    k = manifest.output_layer
+    return k if k > 0 else total + 1 + k
+
+
+def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, device: torch.device) -> ArtifactUnderTest:
+    """An artifact on disk: manifest read and checked (sha256), runnability decided, runner loaded lazily."""
+    name = path.name
+    try:
+        manifest = read_manifest(path, verify=True)
+    except ManifestError as exc:
+        return ArtifactUnderTest(name, "?", "?", None, 0, path=path, error=str(exc))
+    try:
+        profile: ShapeProfile | None = ShapeProfile.from_dict(manifest.profile)
+    except ValueError as exc:
+        return ArtifactUnderTest(name, manifest.kind, manifest.precision, None, 0, path, error=f"bad profile: {exc}")
+    art = ArtifactUnderTest(
+        name=name,
+        kind=manifest.kind,
+        precision=manifest.precision,
+        profile=profile,
+        num_layers=_layers_run(manifest, config.num_hidden_layers),
+        path=path,
+        manifest=manifest,
+    )
+    # Which device it runs on: compiled kinds run where they were built; pt2/onnx follow the suite's device.
+    built_for = torch.device(manifest.device).type
+    run_on = built_for if manifest.kind in ("aoti", "trt") else device.type
+    art.device = run_on
+    if run_on == "cuda" and not torch.cuda.is_available():
+        what = "TensorRT engine" if manifest.kind == "trt" else f"{manifest.kind} artifact built for CUDA"
+        art.skip_reason = f"{what}: needs a CUDA GPU, none here"
+        return art
+    if manifest.precision not in DTYPES:
+        art.error = f"unknown precision {manifest.precision!r}"
+        return art
+    # Built from this checkpoint? Another architecture cannot be compared; other weights are worth a warning.
+    source = manifest.source if isinstance(manifest.source, dict) else {}
+    src_config = source.get("config") or {}
+    arch = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "patch_size")
+    diffs = [
+        f"{k} {src_config.get(k)} != {getattr(config, k)}"
+        for k in arch
+        if src_config.get(k, getattr(config, k)) != getattr(config, k)
+    ]
+    if diffs:
+        art.skip_reason = (
+            f"built from another checkpoint ({source.get('checkpoint', '?')}: {', '.join(diffs)}); "
+            "pass --model <that checkpoint> to test it"
+        )
+        return art
+    src_sha = source.get("weights_sha256")
+    if src_sha and src_sha != weights_sha:
+        art.warnings.append(
+            f"built from other weights than the reference checkpoint (source {source.get('checkpoint', '?')}, "
+            f"weights sha256 {str(src_sha)[:12]}... vs {weights_sha[:12]}...)"
+        )
+
+    def load() -> Any:
+        import runtime
+
+        return runtime.load(path, device=run_on, verify=False)
+
+    art.loader = load
+    return art
+
+
+def discover(artifacts_dir: Path) -> list[Path]:
+    """Artifact files (with a manifest beside them) in a folder, sorted by name."""
+    if not artifacts_dir.is_dir():
+        return []
+    suffixes = set(SUFFIX.values())
+    found = [
+        p
+        for p in artifacts_dir.iterdir()
+        if p.is_file() and p.suffix in suffixes and p.with_name(p.name + ".json").is_file()
+    ]
+    return sorted(found)
+
+
+def select(paths: list[Path], spec: str | None, artifacts_dir: Path) -> tuple[list[Path], list[str], list[str]]:
+    """Filter by --artifacts: each item is a path, a file name in the folder, a name prefix ('pt2', 'onnx-fp32'),
+    or an eager stand-in (eager-fp32, eager-bf16). Returns (paths, eager names, unmatched items)."""
+    if not spec:
+        return paths, [], []
+    chosen: list[Path] = []
+    eager: list[str] = []
+    unmatched: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        if item in EAGER_KINDS:
+            eager.append(item)
+            continue
+        as_path = Path(item)
+        if as_path.is_file():
+            chosen.append(as_path)
+            continue
+        if (artifacts_dir / item).is_file():
+            chosen.append(artifacts_dir / item)
+            continue
+        hits = [p for p in paths if p.name == item or p.name.startswith(item + "-") or p.name.startswith(item + ".")]
+        if hits:
+            chosen.extend(h for h in hits if h not in chosen)
+        else:
+            unmatched.append(item)
+    return chosen, eager, unmatched

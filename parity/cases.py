@@ -1,0 +1,400 @@
+"""The shape matrix: seeded inputs (pixel_values + explicit patch_positions) for every case, fitted to a profile.
+
+Each case has a canonical shape (e.g. one 448² image). Given an artifact's ShapeProfile it either
+- runs as is, when the profile takes it;
+- adapts where that is natural (a batch uses the profile's batch range, the timeline and codec cases use the
+  profile's frames/size, min/max are the profile's own), noting the adaptation; or
+- is skipped: "outside profile <name> (<reason>)" (e.g. a 448² image on test-small, or one token: exported graphs
+  need >= 2), which is not a failure.
+
+Pixel content is procedural (smooth moving sinusoids plus a little noise, CLIP-normalised), so images look like
+images to the attention (neighbouring patches correlate) and every case is reproducible from its seed alone.
+Inputs are saved with the report (inputs/<case>.safetensors) and `--replay` re-runs them bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from export.profiles import MIN_TOKENS, PATCH, Range, ShapeProfile
+from models.synthetic import CLIP_MEAN, CLIP_STD
+from runtime.positions import codec_pack, frame_timeline, grid_positions, top_patches
+
+TIMELINE = 64  # rope_temporal_size of the published model: the codec/timeline cases use t in [0, 63]
+
+
+@dataclass
+class CaseInput:
+    name: str
+    title: str
+    pixel_values: torch.Tensor  # (B, 3, T, H, W) float32
+    patch_positions: torch.Tensor  # (B, L, 3) int64
+    seed: int
+    profile: str | None = None
+    note: str = ""  # how the case was adapted to the profile, if it was
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        b, _, t, h, w = (int(d) for d in self.pixel_values.shape)
+        return b, t, h, w
+
+    @property
+    def tokens(self) -> int:
+        """B * L: the work a forward pass does (what budgets count)."""
+        return int(self.patch_positions.shape[0] * self.patch_positions.shape[1])
+
+    @property
+    def shape_text(self) -> str:
+        b, t, h, w = self.shape
+        return f"{b}x{t}x{h}x{w}"
+
+    @property
+    def key(self) -> str:
+        """Identifies the input tensors: equal keys -> identical inputs (references are cached on it)."""
+        return f"{self.name}@{self.shape_text}#{self.seed}"
+
+    @property
+    def file_stem(self) -> str:
+        return f"{self.name}@{self.shape_text}"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "case": self.name,
+            "title": self.title,
+            "shape": self.shape_text,
+            "tokens": self.tokens,
+            "seed": self.seed,
+            "profile": self.profile,
+            "note": self.note,
+            "key": self.key,
+        }
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: str
+
+
+@dataclass
+class CaseContext:
+    """What a case needs to fit itself: the artifact's profile (None: any shape) and its token minimum."""
+
+    profile: ShapeProfile | None
+    min_tokens: int = MIN_TOKENS
+    base_seed: int = 0
+    patch: int = PATCH
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def profile_name(self) -> str:
+        return self.profile.name if self.profile is not None else "none"
+
+    @property
+    def pname(self) -> str | None:
+        return self.profile.name if self.profile is not None else None
+
+    def seed(self, case: str) -> int:
+        return self.base_seed * 1_000_003 + (zlib.crc32(case.encode()) & 0xFFFF)
+
+    def outside(self, b: int, t: int, h: int, w: int) -> Skip | None:
+        """A Skip naming why (B, T, H, W) cannot run on this profile, or None if it can."""
+        reasons = []
+        if self.profile is not None:
+            tag = f" outside profile {self.profile.name!r} range"
+            reasons = [v.replace(tag, " not in") for v in self.profile.violations(b, t, h, w)]
+        tokens = t * (h // self.patch) * (w // self.patch)
+        if tokens < self.min_tokens:
+            reasons.append(f"{tokens} token(s): exported graphs need >= {self.min_tokens} tokens")
+        if not reasons:
+            return None
+        return Skip(f"outside profile {self.profile_name} ({'; '.join(reasons)})")
+
+    def fit(self, axis: str, want: int) -> int:
+        """`want` clamped into the profile's range for an axis (unchanged without a profile)."""
+        if self.profile is None:
+            return want
+        r: Range = getattr(self.profile, axis)
+        return min(max(want, r.min), r.max)
+
+    def range(self, axis: str) -> Range | None:
+        return getattr(self.profile, axis) if self.profile is not None else None
+
+
+# --- procedural content -------------------------------------------------------------------------------------------
+
+
+def render(
+    gen: torch.Generator, batch: int, frames: int, height: int, width: int, frame_index: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, 3, T, H, W) CLIP-normalised float32 pixels: smooth moving sinusoids (per sample and channel) + noise."""
+    t = (frame_index if frame_index is not None else torch.arange(frames)).to(torch.float32).view(1, frames, 1, 1)
+    y = torch.arange(height, dtype=torch.float32).view(1, 1, height, 1)
+    x = torch.arange(width, dtype=torch.float32).view(1, 1, 1, width)
+    out = torch.empty(batch, 3, frames, height, width)
+    waves = 5
+    for b in range(batch):
+        freq = torch.rand(3, waves, generator=gen) * 0.25 + 0.01  # rad/pixel: periods of ~25..600 px
+        angle = torch.rand(3, waves, generator=gen) * 2 * math.pi
+        phase = torch.rand(3, waves, generator=gen) * 2 * math.pi
+        speed = (torch.rand(3, waves, generator=gen) - 0.5) * 6.0  # pixels per frame
+        amp = torch.rand(3, waves, generator=gen) * 0.2 + 0.05
+        base = torch.rand(3, generator=gen) * 0.4 + 0.3
+        for c in range(3):
+            acc = torch.full((frames, height, width), float(base[c]))
+            for k in range(waves):
+                fx, fy = float(freq[c, k] * math.cos(angle[c, k])), float(freq[c, k] * math.sin(angle[c, k]))
+                arg = fx * (x - float(speed[c, k]) * t) + fy * y + float(phase[c, k])
+                acc += float(amp[c, k]) * torch.sin(arg)[0]
+            out[b, c] = acc
+    out += 0.03 * torch.randn(out.shape, generator=gen)
+    out = out.clamp(0.0, 1.0)
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1, 1)
+    return ((out - mean) / std).contiguous()
+
+
+def _grid_input(
+    name: str, title: str, ctx: CaseContext, b: int, t: int, h: int, w: int, note: str = ""
+) -> CaseInput | Skip:
+    skip = ctx.outside(b, t, h, w)
+    if skip is not None:
+        return skip
+    seed = ctx.seed(name)
+    gen = torch.Generator().manual_seed(seed)
+    pv = render(gen, b, t, h, w)
+    pos = grid_positions(b, t, h // ctx.patch, w // ctx.patch)
+    return CaseInput(name, title, pv, pos, seed, ctx.pname, note)
+
+
+def _adapted(what: list[str]) -> str:
+    return "adapted to the profile: " + ", ".join(what) if what else ""
+
+
+# --- the cases ----------------------------------------------------------------------------------------------------
+
+
+def case_image_448(ctx: CaseContext) -> CaseInput | Skip:
+    return _grid_input("image-448", "single 448² image", ctx, ctx.fit("batch", 1), 1, 448, 448)
+
+
+def case_image_nonsquare(ctx: CaseContext) -> CaseInput | Skip:
+    name, title = "image-nonsquare", "non-square image (H != W)"
+    b = ctx.fit("batch", 1)
+    h, w = ctx.fit("height", 448), ctx.fit("width", 672)
+    notes = []
+    if h == w:  # the profile clamped both to the same value: look for any other width (or height) it takes
+        wr, hr = ctx.range("width"), ctx.range("height")
+        other_h = [v for v in (hr.opt, hr.min) if v != w] if hr else []
+        other_w = [v for v in (wr.max, wr.min) if v != h] if wr else []
+        if other_h:
+            h = other_h[0]
+        elif other_w:
+            w = other_w[0]
+        else:
+            return Skip(f"outside profile {ctx.profile_name} (height and width are both fixed at {h}: no H != W)")
+    if (h, w) != (448, 672):
+        notes.append(f"{h}x{w} instead of 448x672")
+    return _grid_input(name, title, ctx, b, 1, h, w, _adapted(notes))
+
+
+def case_image_batch(ctx: CaseContext) -> CaseInput | Skip:
+    name, title = "image-batch", "batch of different images"
+    b = ctx.fit("batch", 4)
+    if b < 2:
+        r = ctx.range("batch")
+        return Skip(f"outside profile {ctx.profile_name} (batch range [{r.min if r else 1}, {b}]: no batch of >= 2)")
+    h, w = ctx.fit("height", 448), ctx.fit("width", 448)
+    notes = [f"batch {b}"] if b != 4 else []
+    if (h, w) != (448, 448):
+        notes.append(f"{h}x{w} images")
+    return _grid_input(name, f"{title} ({b})", ctx, b, 1, h, w, _adapted(notes))
+
+
+def case_one_patch(ctx: CaseContext) -> CaseInput | Skip:
+    return _grid_input("one-patch", "one 14x14 patch (1 token)", ctx, ctx.fit("batch", 1), 1, 14, 14)
+
+
+def case_video_4x448(ctx: CaseContext) -> CaseInput | Skip:
+    return _grid_input("video-4x448", "4-frame 448² video", ctx, ctx.fit("batch", 1), 4, 448, 448)
+
+
+def case_video_16x224(ctx: CaseContext) -> CaseInput | Skip:
+    return _grid_input("video-16x224", "16-frame 224² video", ctx, ctx.fit("batch", 1), 16, 224, 224)
+
+
+def case_timeline_64(ctx: CaseContext) -> CaseInput | Skip:
+    name = "timeline-64"
+    b, t, h, w = ctx.fit("batch", 1), ctx.fit("frames", 8), ctx.fit("height", 224), ctx.fit("width", 224)
+    if t < 2:
+        return Skip(f"outside profile {ctx.profile_name} (frames range allows {t}: a timeline needs >= 2 frames)")
+    skip = ctx.outside(b, t, h, w)
+    if skip is not None:
+        return skip
+    seed = ctx.seed(name)
+    gen = torch.Generator().manual_seed(seed)
+    index = frame_timeline(t, TIMELINE)
+    pv = render(gen, b, t, h, w, frame_index=index)
+    pos = grid_positions(b, t, h // ctx.patch, w // ctx.patch, frame_index=index)
+    notes = [f"{t} frames of {h}x{w}"] if (t, h, w) != (8, 224, 224) else []
+    t_list = " ".join(str(int(v)) for v in index)
+    title = f"{t} frames mapped onto the {TIMELINE}-frame timeline: t = {t_list}"
+    return CaseInput(name, title, pv, pos, seed, ctx.pname, _adapted(notes))
+
+
+def case_random_positions(ctx: CaseContext) -> CaseInput | Skip:
+    name, title = "random-positions", "random explicit [t, h, w] positions (not a grid)"
+    opt = ctx.profile
+    b = opt.batch.min if opt else 1
+    t = opt.frames.opt if opt else 1
+    h = opt.height.opt if opt else 448
+    w = opt.width.opt if opt else 448
+    skip = ctx.outside(b, t, h, w)
+    if skip is not None:
+        return skip
+    seed = ctx.seed(name)
+    gen = torch.Generator().manual_seed(seed)
+    pv = render(gen, b, t, h, w)
+    n = t * (h // ctx.patch) * (w // ctx.patch)
+    hmax, wmax = max(2 * (h // ctx.patch), 8), max(2 * (w // ctx.patch), 8)
+    pos = torch.stack(
+        (
+            torch.randint(0, TIMELINE, (b, n), generator=gen),
+            torch.randint(0, hmax, (b, n), generator=gen),
+            torch.randint(0, wmax, (b, n), generator=gen),
+        ),
+        dim=-1,
+    )
+    detail = f"t in [0, {TIMELINE - 1}], h in [0, {hmax - 1}], w in [0, {wmax - 1}]"
+    return CaseInput(name, f"{title}: {detail}", pv, pos.contiguous(), seed, ctx.pname, "")
+
+
+def case_codec_packed(ctx: CaseContext) -> CaseInput | Skip:
+    name = "codec-packed"
+    opt = ctx.profile
+    b = opt.batch.min if opt else 1
+    k = opt.frames.opt if opt else 2  # canvases
+    h = opt.height.opt if opt else 448
+    w = opt.width.opt if opt else 448
+    skip = ctx.outside(b, k, h, w)
+    if skip is not None:
+        return skip
+    seed = ctx.seed(name)
+    gen = torch.Generator().manual_seed(seed)
+    hp, wp = h // ctx.patch, w // ctx.patch
+    frames = render(gen, b, TIMELINE, h, w)  # the source clip: one frame per timeline slot
+    # Codec-style scores: residual energy of each patch against the previous frame (the first frame: its own
+    # energy), plus a little noise so the selection spreads; the best patch of the last frame is always kept.
+    resid = torch.cat((frames[:, :, :1], frames[:, :, 1:] - frames[:, :, :-1]), dim=2)
+    energy = resid.pow(2).reshape(b, 3, TIMELINE, hp, ctx.patch, wp, ctx.patch).sum(dim=(1, 4, 6))
+    scores = energy * (1.0 + 0.5 * torch.rand(energy.shape, generator=gen))
+    last = scores[:, -1].reshape(b, -1).argmax(dim=1)
+    for i in range(b):
+        scores[i, -1, int(last[i]) // wp, int(last[i]) % wp] = math.inf
+    mask = top_patches(scores, k * hp * wp)
+    pv, pos = codec_pack(frames, mask, (hp, wp))
+    used = int(pos[..., 0].max())
+    title = (
+        f"codec-style selection: {k * hp * wp} of {TIMELINE * hp * wp} patches of a {TIMELINE}-frame clip packed "
+        f"into {k} canvas(es) of {h}x{w}, t up to {used}"
+    )
+    return CaseInput(name, title, pv.contiguous(), pos.contiguous(), seed, ctx.pname, "")
+
+
+def _profile_corner(name: str, which: str, ctx: CaseContext) -> CaseInput | Skip:
+    p = ctx.profile
+    if p is None:
+        return Skip("no profile: the eager model has no shape range")
+    b, t, h, w = (getattr(getattr(p, axis), which) for axis in ("batch", "frames", "height", "width"))
+    notes = []
+    if t * (h // ctx.patch) * (w // ctx.patch) < ctx.min_tokens:
+        w = min(w + ctx.patch, p.width.max)
+        notes.append(f"widened to {w} for >= {ctx.min_tokens} tokens")
+    return _grid_input(name, f"the profile's {which} shape", ctx, b, t, h, w, _adapted(notes))
+
+
+def case_profile_min(ctx: CaseContext) -> CaseInput | Skip:
+    return _profile_corner("profile-min", "min", ctx)
+
+
+def case_profile_max(ctx: CaseContext) -> CaseInput | Skip:
+    return _profile_corner("profile-max", "max", ctx)
+
+
+CaseFn = Callable[[CaseContext], "CaseInput | Skip"]
+
+CASES: dict[str, tuple[str, CaseFn]] = {
+    "image-448": ("single 448² image", case_image_448),
+    "image-nonsquare": ("non-square image (448x672, adapted to the profile)", case_image_nonsquare),
+    "image-batch": ("batch of 4 images (the profile's batch range)", case_image_batch),
+    "one-patch": ("one 14x14 patch: 1 token", case_one_patch),
+    "video-4x448": ("4-frame 448² video", case_video_4x448),
+    "video-16x224": ("16-frame 224² video", case_video_16x224),
+    "timeline-64": ("8 frames mapped onto the 64-frame timeline (t = round(i*63/(T-1)))", case_timeline_64),
+    "random-positions": ("random explicit positions, not a grid (the profile's opt shape)", case_random_positions),
+    "codec-packed": ("codec-style selection from 64 frames packed into canvases (t up to 63)", case_codec_packed),
+    "profile-min": ("the smallest shape of the artifact's profile", case_profile_min),
+    "profile-max": ("the largest shape of the artifact's profile", case_profile_max),
+}
+
+# Full-size model on a CPU: every case costs ~50 s per 1024 tokens (golden fp64 + references + artifacts), so the
+# default set is the three that cover the three position paths (grid, arbitrary, codec) at one image's cost each.
+CPU_FULL_SIZE_CASES = ("image-448", "random-positions", "codec-packed")
+
+
+def parse_cases(spec: str | None, default: tuple[str, ...] | None = None) -> list[str]:
+    """'all' | 'cpu-quick' | comma-separated case names -> case names (ValueError naming an unknown one)."""
+    if spec is None or spec in ("", "auto"):
+        return list(default) if default is not None else list(CASES)
+    if spec == "all":
+        return list(CASES)
+    if spec == "cpu-quick":
+        return list(CPU_FULL_SIZE_CASES)
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        raise ValueError(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)} (or all, cpu-quick)")
+    return names
+
+
+def build_case(name: str, ctx: CaseContext) -> CaseInput | Skip:
+    return CASES[name][1](ctx)
+
+
+def save_input(case: CaseInput, folder: Path) -> Path:
+    """inputs/<case>@<shape>.safetensors with the case's description in the metadata."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{case.file_stem}.safetensors"
+    meta = {k: str(v) for k, v in case.describe().items() if v is not None}
+    save_file(
+        {"pixel_values": case.pixel_values.contiguous(), "patch_positions": case.patch_positions.contiguous()},
+        str(path),
+        metadata=meta,
+    )
+    return path
+
+
+def load_input(path: Path) -> CaseInput:
+    """A saved input back (what --replay runs)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    tensors = load_file(str(path))
+    profile = meta.get("profile")
+    return CaseInput(
+        name=meta.get("case", path.stem.split("@")[0]),
+        title=meta.get("title", ""),
+        pixel_values=tensors["pixel_values"],
+        patch_positions=tensors["patch_positions"],
+        seed=int(meta.get("seed", -1)),
+        profile=profile if profile not in (None, "None") else None,
+        note=(meta.get("note", "") + " (replayed)").strip(),
+    )

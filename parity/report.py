@@ -1,0 +1,359 @@
+"""report.json (everything, machine-readable), report.md (the same as tables) and the terminal summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .references import GOLDEN, REFERENCES
+
+if TYPE_CHECKING:
+    from .suite import SuiteConfig, SuiteResult
+
+
+def _g(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if x == 0:
+        return "0"
+    if isinstance(x, float) and (abs(x) >= 1e4 or abs(x) < 1e-3):
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}"
+
+
+def _cos(x: float | None) -> str:
+    if x is None or math.isnan(x):
+        return "—"
+    return f"{x:.6f}" if x > 0.99 else f"{x:.4f}"
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def artifact_status(res: SuiteResult, name: str) -> str:
+    art = next(a for a in res.artifacts if a.name == name)
+    if art.error:
+        return "ERROR"
+    if art.skip_reason:
+        return "skipped"
+    counts = res.counts(name)
+    if counts["fail"] or counts["error"]:
+        return "FAIL"
+    if counts["pass"]:
+        return "PASS"
+    return "skipped"
+
+
+def k_golden(res: SuiteResult, name: str) -> tuple[float, float] | None:
+    """max over cases of rel_l2(A, G) / e_A and angle(A, G) / theta_A: "within k x of eager's inherent error"."""
+    ks = [
+        (r.metrics.rel_l2 / r.inherent_artifact[0], r.metrics.max_angle / r.inherent_artifact[1])
+        for r in res.rows
+        if r.artifact == name
+        and r.reference == GOLDEN
+        and r.metrics
+        and r.inherent_artifact
+        and r.inherent_artifact[0] > 0
+        and r.inherent_artifact[1] > 0
+    ]
+    if not ks:
+        return None
+    return max(k[0] for k in ks), max(k[1] for k in ks)
+
+
+def _k_text(k: tuple[float, float] | None) -> str:
+    return f"{k[0]:.2f} / {k[1]:.2f}" if k else "—"
+
+
+def worst_ratio(res: SuiteResult, name: str) -> float | None:
+    ratios = [r.verdict.ratio for r in res.rows if r.artifact == name and r.verdict and math.isfinite(r.verdict.ratio)]
+    return max(ratios) if ratios else None
+
+
+def to_json(res: SuiteResult, cfg: SuiteConfig) -> dict[str, Any]:
+    tol = cfg.tolerances
+    return {
+        **res.info,
+        "status": "fail" if res.failed else "pass",
+        "tolerances": {"path": str(tol.path), "version": tol.version, "rules": tol.raw.get("rules", {})},
+        "reference_labels": {n: REFERENCES[n].label for n in res.info.get("references", [])},
+        "notes": res.notes,
+        "artifacts": [
+            {
+                **a.describe(),
+                "status": artifact_status(res, a.name),
+                "worst_ratio": worst_ratio(res, a.name),
+                "k_vs_golden": k_golden(res, a.name),
+            }
+            for a in res.artifacts
+        ],
+        "cases": [{**c.describe(), "inputs_file": f"inputs/{c.file_stem}.safetensors"} for c in res.cases.values()],
+        "calibration": {key: {ref: m.to_dict() for ref, m in refs.items()} for key, refs in res.calibration.items()},
+        "results": [r.to_dict() for r in res.rows],
+        "localisation": [loc.to_dict() for loc in res.localisations],
+    }
+
+
+def to_markdown(res: SuiteResult, cfg: SuiteConfig) -> str:
+    info = res.info
+    tol = cfg.tolerances
+    out: list[str] = ["# Parity report", ""]
+    model = info.get("model", {})
+    synthetic = info.get("synthetic")
+    out += [
+        f"- **status: {'FAIL' if res.failed else 'PASS'}**, {info.get('seconds', '?')} s",
+        f"- device: {info['device']}; torch {info['torch']}",
+        f"- model: `{info['model_dir']}` (hidden {model.get('hidden_size')}, {model.get('num_hidden_layers')} layers"
+        + (f", synthetic {synthetic.get('preset')} seed {synthetic.get('seed')}" if synthetic else "")
+        + f"), weights sha256 `{info['weights_sha256'][:16]}…`",
+        f"- tolerances: `{tol.path.name}` version {tol.version}; references: "
+        + ", ".join(f"`{r}`" for r in info["references"]),
+        f"- cases: {', '.join(info['cases'])}" + (" (replayed)" if info.get("replay") else ""),
+    ]
+    if info.get("remote_class"):
+        out.append(
+            f"- remote-code reference (trust_remote_code): `{info['remote_class']}` from the checkpoint folder, "
+            f"attention implementation {info.get('remote_attention')}"
+        )
+    out += [f"- note: {n}" for n in res.notes]
+    out += [
+        "",
+        "Pass rule (per row; A = artifact at precision pa, R = reference at precision pr, G = float64 golden):",
+        "`rel_l2(A,R) <= k_rel·max(e_A, e_R) + floor_rel` and `angle(A,R) <= k_ang·max(θ_A, θ_R) + floor_ang` and no "
+        "NaN/Inf, where e_A = rel_l2(eager sdpa at pa, G), e_R = rel_l2(R, G) and θ the worst per-token angle "
+        "likewise. `ratio` = the larger of the two measured/bound quotients (> 1 fails). `k vs golden` = the largest "
+        "rel_l2(A,G)/e_A and angle(A,G)/θ_A over the cases: how many times eager's own error at the artifact's "
+        "precision the artifact is from exact arithmetic (tolerances.json allows e.g. 4 for fp32, 2 for bf16).",
+        "",
+    ]
+    # Summary.
+    summary = []
+    for a in res.artifacts:
+        c = res.counts(a.name)
+        note = a.error or a.skip_reason or "; ".join(a.warnings)
+        summary.append(
+            [
+                f"`{a.name}`",
+                a.kind,
+                a.precision,
+                a.profile.name if a.profile else "—",
+                a.device,
+                str(c["pass"]),
+                str(c["fail"] + c["error"]),
+                str(c["skipped"]),
+                _k_text(k_golden(res, a.name)),
+                _g(worst_ratio(res, a.name)),
+                f"**{artifact_status(res, a.name)}**",
+                note,
+            ]
+        )
+    out += ["## Summary", ""]
+    out.append(
+        _table(
+            [
+                "artifact",
+                "kind",
+                "precision",
+                "profile",
+                "device",
+                "pass",
+                "fail",
+                "skipped",
+                "k vs golden (rel / angle)",
+                "worst ratio",
+                "result",
+                "note",
+            ],
+            summary,
+        )
+    )
+    # Calibration.
+    cal_rows = []
+    for key, refs in res.calibration.items():
+        case_key, layers = key.rsplit("|", 1)
+        case = res.cases.get(case_key)
+        for ref, m in refs.items():
+            if ref == GOLDEN:
+                continue
+            cal_rows.append(
+                [
+                    case.name if case else case_key,
+                    case.shape_text if case else "",
+                    layers,
+                    f"`{ref}`",
+                    _g(m.rel_l2),
+                    _g(m.max_angle),
+                    _cos(m.min_cos),
+                    _g(m.max_abs),
+                    _g(m.mean_abs),
+                ]
+            )
+    out += ["", "## Calibration: each reference's own distance to the float64 golden", ""]
+    out.append(
+        _table(
+            ["case", "B×T×H×W", "layers", "reference", "rel L2", "max angle", "min cos", "max abs", "mean abs"],
+            cal_rows,
+        )
+    )
+    # Results.
+    res_rows = []
+    for r in res.rows:
+        if r.status == "skipped" and r.reference == "*":
+            continue
+        case = res.cases.get(r.case_key)
+        rm, v = r.metrics, r.verdict
+        res_rows.append(
+            [
+                f"`{r.artifact}`",
+                r.case,
+                case.shape_text if case else "",
+                f"`{r.reference}`",
+                _g(rm.max_abs) if rm else "—",
+                _g(rm.mean_abs) if rm else "—",
+                _g(rm.p999_abs) if rm else "—",
+                _g(rm.rel_l2) if rm else "—",
+                _g(v.bound_rel_l2) if v else "—",
+                _cos(rm.min_cos) if rm else "—",
+                str(rm.nonfinite) if rm else "—",
+                _g(v.ratio) if v else "—",
+                f"**{r.status.upper()}**" if r.status in ("fail", "error") else r.status,
+            ]
+        )
+    out += ["", "## Results (artifact × case × reference)", ""]
+    out.append(
+        _table(
+            [
+                "artifact",
+                "case",
+                "B×T×H×W",
+                "reference",
+                "max abs",
+                "mean abs",
+                "p99.9 abs",
+                "rel L2",
+                "bound",
+                "min cos",
+                "NaN/Inf",
+                "ratio",
+                "result",
+            ],
+            res_rows,
+        )
+    )
+    failing = [r for r in res.rows if r.status in ("fail", "error")]
+    if failing:
+        out += ["", "### Failures", ""]
+        out += [f"- `{r.artifact}` {r.case} vs `{r.reference}`: {r.reason}" for r in failing]
+    skipped = [r for r in res.rows if r.status == "skipped"]
+    if skipped:
+        out += ["", "## Skipped", ""]
+        out.append(
+            _table(
+                ["artifact", "case", "reference", "reason"],
+                [
+                    [f"`{r.artifact}`", r.case, "—" if r.reference == "*" else r.reference, f"skipped: {r.reason}"]
+                    for r in skipped
+                ],
+            )
+        )
+    if res.localisations:
+        out += ["", "## Localisation", ""]
+        for loc in res.localisations:
+            out += [
+                f"### `{loc.artifact}` — {loc.case} vs `{loc.reference}`",
+                "",
+                f"**{loc.message}**",
+                "",
+                f"method: {loc.method}",
+            ]
+            if loc.probe_consistency is not None:
+                out.append(f"(probe reproduces the artifact's output to rel L2 {_g(loc.probe_consistency)})")
+            if loc.layers:
+                out += [""]
+                out.append(
+                    _table(
+                        ["hidden state", "after", "rel L2", "bound", "max angle", "bound", "ratio", "result"],
+                        [
+                            [
+                                str(row.index),
+                                row.name,
+                                _g(row.rel_l2),
+                                _g(row.bound_rel_l2),
+                                _g(row.max_angle),
+                                _g(row.bound_angle),
+                                _g(row.ratio),
+                                "pass" if row.passed else "**FAIL**",
+                            ]
+                            for row in loc.layers
+                        ],
+                    )
+                )
+            out.append("")
+    out += ["", "## Inputs", ""]
+    out.append(
+        _table(
+            ["case", "B×T×H×W", "tokens", "seed", "what", "file"],
+            [
+                [
+                    c.name,
+                    c.shape_text,
+                    str(c.tokens),
+                    str(c.seed),
+                    c.title + (f" ({c.note})" if c.note else ""),
+                    f"`inputs/{c.file_stem}.safetensors`",
+                ]
+                for c in res.cases.values()
+            ],
+        )
+    )
+    return "\n".join(out) + "\n"
+
+
+def summary_table(res: SuiteResult) -> str:
+    """The short terminal summary: one line per artifact."""
+    header = ["artifact", "precision", "profile", "pass", "fail", "skip", "k vs golden", "worst", "result"]
+    rows = []
+    for a in res.artifacts:
+        c = res.counts(a.name)
+        rows.append(
+            [
+                a.name,
+                a.precision,
+                a.profile.name if a.profile else "-",
+                str(c["pass"]),
+                str(c["fail"] + c["error"]),
+                str(c["skipped"]),
+                _k_text(k_golden(res, a.name)),
+                _g(worst_ratio(res, a.name)),
+                artifact_status(res, a.name),
+            ]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    for a in res.artifacts:
+        if a.error or a.skip_reason:
+            lines.append(f"  {a.name}: {'error: ' + a.error if a.error else 'skipped: ' + str(a.skip_reason)}")
+        for w in a.warnings:
+            lines.append(f"  {a.name}: warning: {w}")
+    for r in res.rows:
+        if r.status in ("fail", "error"):
+            lines.append(f"  {r.status.upper()} {r.artifact} {r.case} vs {r.reference}: {r.reason}")
+    for loc in res.localisations:
+        lines.append(f"  localisation {loc.artifact} ({loc.case} vs {loc.reference}): {loc.message}")
+    return "\n".join(lines)
+
+
+def write_reports(res: SuiteResult, cfg: SuiteConfig) -> tuple[Path, Path]:
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    jpath = cfg.out_dir / "report.json"
+    mpath = cfg.out_dir / "report.md"
+    jpath.write_text(json.dumps(to_json(res, cfg), indent=2) + "\n")
+    mpath.write_text(to_markdown(res, cfg))
+    return jpath, mpath

@@ -1,0 +1,351 @@
+"""The suite: artifacts x cases x references -> metrics, verdicts, localisation, and the report files."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models import load_config, weights_sha256
+from runtime.base import LoadError
+
+from .artifacts import ArtifactUnderTest, eager_artifact
+from .cases import CaseContext, CaseInput, Skip, build_case, load_input, save_input
+from .localise import Localisation, localise, make_probe
+from .metrics import Metrics, compare
+from .references import GOLDEN, REFERENCES, ReferenceBank, ReferenceError, calibration_name
+from .tolerances import Tolerances, Verdict
+
+SUITE_VERSION = 1
+SMALL_MODEL_PARAMS = 50_000_000  # below this, "auto" choices (localisation by rebuild, ...) assume cheap runs
+
+
+@dataclass
+class Row:
+    artifact: str
+    case: str  # case name
+    case_key: str
+    reference: str
+    status: str  # pass | fail | skipped | error
+    reason: str = ""
+    metrics: Metrics | None = None
+    verdict: Verdict | None = None
+    inherent_artifact: tuple[float, float] | None = None
+    inherent_reference: tuple[float, float] | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifact": self.artifact,
+            "case": self.case,
+            "case_key": self.case_key,
+            "reference": self.reference,
+            "status": self.status,
+            "reason": self.reason,
+            "metrics": self.metrics.to_dict() if self.metrics else None,
+            "verdict": self.verdict.to_dict() if self.verdict else None,
+            "inherent_artifact": list(self.inherent_artifact) if self.inherent_artifact else None,
+            "inherent_reference": list(self.inherent_reference) if self.inherent_reference else None,
+            "artifact_seconds": self.seconds,
+        }
+
+
+@dataclass
+class SuiteResult:
+    rows: list[Row] = field(default_factory=list)
+    artifacts: list[ArtifactUnderTest] = field(default_factory=list)
+    cases: dict[str, CaseInput] = field(default_factory=dict)  # key -> input
+    calibration: dict[str, dict[str, Metrics]] = field(default_factory=dict)  # "key|layers" -> ref -> vs golden
+    localisations: list[Localisation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    out_dir: Path | None = None
+
+    @property
+    def failed(self) -> bool:
+        bad_artifacts = any(a.error for a in self.artifacts)
+        return bad_artifacts or any(r.status in ("fail", "error") for r in self.rows)
+
+    def counts(self, artifact: str | None = None) -> dict[str, int]:
+        out = {"pass": 0, "fail": 0, "error": 0, "skipped": 0}
+        for r in self.rows:
+            if artifact is None or r.artifact == artifact:
+                out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+
+@dataclass
+class SuiteConfig:
+    model_dir: Path
+    device: torch.device
+    references: list[str]  # shown rows besides the golden
+    cases: list[str]
+    tolerances: Tolerances
+    out_dir: Path
+    localise: str = "auto"  # auto | rebuild | off
+    seed: int = 0
+    max_tokens: int = 0  # 0: no limit; else cases with B*L above it are skipped ("over the token budget")
+    replay: list[CaseInput] | None = None  # --replay: run these saved inputs instead of generating cases
+    progress: bool = True
+    log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
+
+
+def count_params(model_dir: Path) -> int:
+    c = load_config(model_dir)
+    d, ff, n = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+    return n * (4 * d * d + 2 * d * ff) + 3 * c.patch_size**2 * d
+
+
+def _tqdm(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def _inputs_for(art: ArtifactUnderTest, cfg: SuiteConfig) -> list[CaseInput | tuple[str, Skip]]:
+    """Every case fitted to this artifact (or the replayed inputs that fit it)."""
+    ctx = CaseContext(art.profile, art.min_tokens, cfg.seed)
+    out: list[CaseInput | tuple[str, Skip]] = []
+    if cfg.replay is not None:
+        for case in cfg.replay:
+            skip = ctx.outside(*case.shape)
+            out.append((case.name, skip) if skip else case)
+        return out
+    for name in cfg.cases:
+        built = build_case(name, ctx)
+        if isinstance(built, Skip):
+            out.append((name, built))
+        elif cfg.max_tokens and built.tokens > cfg.max_tokens:
+            out.append((name, Skip(f"over the token budget (B*L = {built.tokens} > --max-tokens {cfg.max_tokens})")))
+        else:
+            out.append(built)
+    return out
+
+
+def run_suite(cfg: SuiteConfig, artifacts: list[ArtifactUnderTest]) -> SuiteResult:
+    """Run everything; write report.json/report.md and the inputs under cfg.out_dir; return the result."""
+    from .report import write_reports
+
+    started = time.perf_counter()
+    seen: dict[str, int] = {}
+    for art in artifacts:  # names key everything below: make them unique (same file name in two folders)
+        seen[art.name] = seen.get(art.name, 0) + 1
+        if seen[art.name] > 1:
+            art.name = f"{art.name}#{seen[art.name]}"
+    res = SuiteResult(artifacts=artifacts, out_dir=cfg.out_dir)
+    config = load_config(cfg.model_dir)
+    total_layers = config.num_hidden_layers
+    res.info = _environment(cfg, config.to_dict(), weights_sha256(cfg.model_dir))
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. Inputs per artifact (skips recorded now), saved for --replay.
+    plan: dict[str, list[CaseInput]] = {}
+    for art in artifacts:
+        plan[art.name] = []
+        if art.error or art.skip_reason:
+            continue
+        for item in _inputs_for(art, cfg):
+            if isinstance(item, tuple):
+                name, skip = item
+                res.rows.append(Row(art.name, name, "", "*", "skipped", skip.reason))
+                continue
+            res.cases.setdefault(item.key, item)
+            plan[art.name].append(res.cases[item.key])
+    for case in res.cases.values():
+        save_input(case, cfg.out_dir / "inputs")
+
+    # 2. References (golden + calibration at each artifact precision + the shown ones), one model at a time.
+    bank = ReferenceBank(cfg.model_dir, cfg.device, total_layers)
+    precisions = sorted({a.precision for a in artifacts if plan.get(a.name)})
+    needed = [GOLDEN, *dict.fromkeys([calibration_name(p) for p in precisions] + list(cfg.references))]
+    jobs = [(c, a.num_layers) for a in artifacts for c in plan.get(a.name, [])]
+    jobs_by_key = list({(c.key, n): (c, n) for c, n in jobs}.values())
+    if jobs_by_key:
+        bar = _tqdm(len(jobs_by_key) * len(needed), "references", cfg.progress)
+
+        def tick(msg: str) -> None:
+            bar.set_postfix_str(msg)
+            bar.update(1)
+
+        try:
+            bank.compute(jobs_by_key, needed, progress=tick)
+        except ReferenceError as exc:
+            bar.close()
+            res.notes.append(f"reference error: {exc}")
+            cfg.log(f"error: {exc}")
+            needed = [n for n in needed if not REFERENCES[n].remote]
+            cfg.references = [n for n in cfg.references if not REFERENCES[n].remote]
+            bank.compute(jobs_by_key, needed)
+        bar.close()
+    res.info["reference_seconds"] = {k: round(v, 2) for k, v in bank.seconds.items()}
+    if bank.remote_class:
+        res.info["remote_class"] = bank.remote_class
+        res.info["remote_attention"] = bank.remote_attention
+
+    # Calibration: every reference's own distance to the golden.
+    for case, layers in jobs_by_key:
+        golden = bank.get(case, layers, GOLDEN)
+        if golden is None:
+            continue
+        cal: dict[str, Metrics] = {}
+        for name in needed:
+            out = bank.get(case, layers, name)
+            if out is not None:
+                cal[name] = compare(out, golden)
+        res.calibration[f"{case.key}|{layers}"] = cal
+
+    # 3. Artifacts.
+    small = count_params(cfg.model_dir) < SMALL_MODEL_PARAMS
+    total = sum(len(v) for v in plan.values())
+    bar = _tqdm(total, "artifacts", cfg.progress)
+    for art in artifacts:
+        if art.error or art.skip_reason or not plan[art.name]:
+            continue
+        failures: list[tuple[Row, CaseInput, torch.Tensor]] = []
+        try:
+            art.runner  # noqa: B018 (load now, so a load error is one line, not one per case)
+        except LoadError as exc:
+            # The sha256 matched the manifest (checked first) and every builder verifies its artifact against eager
+            # at build time, so a LoadError means this machine cannot run it (no CUDA, no bf16 kernel in the
+            # backend, ...): skipped, like a TensorRT engine on a CPU-only machine.
+            art.skip_reason = f"cannot run here: {exc}"
+            res.rows = [r for r in res.rows if r.artifact != art.name]  # its case skips say nothing now
+            bar.update(len(plan[art.name]))
+            continue
+        except Exception as exc:
+            art.error = f"does not load: {type(exc).__name__}: {exc}"
+            bar.update(len(plan[art.name]))
+            continue
+        for case in plan[art.name]:
+            bar.set_postfix_str(f"{art.name} {case.name}")
+            rows, output = _run_case(art, case, cfg, bank, res)
+            res.rows.extend(rows)
+            bad = [r for r in rows if r.status == "fail"]
+            if bad and output is not None:
+                failures.append((min(bad, key=lambda r: 0 if r.reference == GOLDEN else 1), case, output))
+            bar.update(1)
+        if failures:
+            res.localisations.append(_localise(art, failures, cfg, bank, small))
+        art.close()
+    bar.close()
+    res.info["seconds"] = round(time.perf_counter() - started, 1)
+    write_reports(res, cfg)
+    return res
+
+
+def _run_case(
+    art: ArtifactUnderTest, case: CaseInput, cfg: SuiteConfig, bank: ReferenceBank, res: SuiteResult
+) -> tuple[list[Row], torch.Tensor | None]:
+    start = time.perf_counter()
+    try:
+        output = art.run(case.pixel_values, case.patch_positions)
+    except Exception as exc:  # the runtime refused or the backend crashed: an error row for this case
+        return [Row(art.name, case.name, case.key, "*", "error", f"{type(exc).__name__}: {exc}")], None
+    seconds = time.perf_counter() - start
+    golden = bank.get(case, art.num_layers, GOLDEN)
+    own = bank.get(case, art.num_layers, calibration_name(art.precision))
+    assert golden is not None and own is not None
+    cal = compare(own, golden)
+    inherent_a = (cal.rel_l2, cal.max_angle)
+    rows = []
+    for name in [GOLDEN, *cfg.references]:
+        spec = REFERENCES[name]
+        row = Row(art.name, case.name, case.key, name, "pass", seconds=seconds, inherent_artifact=inherent_a)
+        ref = bank.get(case, art.num_layers, name)
+        if ref is None:
+            row.status, row.reason = "skipped", bank.unsupported.get((case.key, name), "reference not computed")
+            rows.append(row)
+            continue
+        try:
+            row.metrics = compare(output, ref)
+        except ValueError as exc:
+            row.status, row.reason = "error", str(exc)
+            rows.append(row)
+            continue
+        if row.metrics.ref_nonfinite:
+            row.status, row.reason = "error", f"the reference has {row.metrics.ref_nonfinite} NaN/Inf values"
+            rows.append(row)
+            continue
+        ref_cal = (0.0, 0.0) if name == GOLDEN else (lambda m: (m.rel_l2, m.max_angle))(compare(ref, golden))
+        row.inherent_reference = ref_cal
+        try:
+            row.verdict = cfg.tolerances.judge(row.metrics, art.precision, spec.precision, inherent_a, ref_cal)
+        except ValueError as exc:
+            row.status, row.reason = "error", str(exc)
+            rows.append(row)
+            continue
+        if not row.verdict.passed:
+            row.status, row.reason = "fail", row.verdict.reason
+        rows.append(row)
+    return rows, output
+
+
+def _localise(
+    art: ArtifactUnderTest,
+    failures: list[tuple[Row, CaseInput, torch.Tensor]],
+    cfg: SuiteConfig,
+    bank: ReferenceBank,
+    small: bool,
+) -> Localisation:
+    """Localise the artifact's worst failing case (one per artifact: the cheapest useful answer)."""
+    row, case, output = max(failures, key=lambda f: f[0].verdict.ratio if f[0].verdict else 0.0)
+    probe = make_probe(art, cfg.localise, cfg.model_dir, small)
+    if isinstance(probe, str):
+        return Localisation(art.name, case.key, row.reference, "none", None, None, probe)
+    cfg.log(f"localising {art.name} on {case.key} against {row.reference} ({probe.method})")
+    try:
+        return localise(art, case, row.reference, output, bank, cfg.tolerances, probe, progress=cfg.log)
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return Localisation(
+            art.name, case.key, row.reference, probe.method, None, None, f"localisation failed: {detail}"
+        )
+    finally:
+        probe.close()
+
+
+def _environment(cfg: SuiteConfig, config: dict[str, Any], sha: str) -> dict[str, Any]:
+    device = cfg.device
+    if device.type == "cuda":
+        where = f"cuda ({torch.cuda.get_device_name(device)})"
+    else:
+        where = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {
+        "suite_version": SUITE_VERSION,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "device": where,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "model_dir": str(cfg.model_dir),
+        "weights_sha256": sha,
+        "model": {k: config.get(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads")},
+        "synthetic": config.get("synthetic"),
+        "tolerances": {"path": str(cfg.tolerances.path), "version": cfg.tolerances.version},
+        "references": [GOLDEN, *cfg.references],
+        "cases": list(cfg.cases) if cfg.replay is None else sorted({c.name for c in cfg.replay}),
+        "replay": cfg.replay is not None,
+        "seed": cfg.seed,
+        "localise": cfg.localise,
+    }
+
+
+def replay_inputs(folder: Path) -> tuple[list[CaseInput], dict[str, Any]]:
+    """The saved inputs of an earlier run (folder/inputs/*.safetensors) and its report.json (if any)."""
+    inputs = sorted((folder / "inputs").glob("*.safetensors"))
+    if not inputs:
+        raise FileNotFoundError(f"{folder}: no inputs/*.safetensors to replay (is it a parity results folder?)")
+    report = folder / "report.json"
+    data = json.loads(report.read_text()) if report.is_file() else {}
+    return [load_input(p) for p in inputs], data
+
+
+__all__ = ["Row", "SuiteConfig", "SuiteResult", "eager_artifact", "replay_inputs", "run_suite"]
