@@ -134,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     floor_n = 1024 if args.quick else 4096
-    floors = {
+    floor_detail = {
         p: matmul_gflops(DTYPES[p], n=floor_n, device=device) for p in precisions if p != "fp16" or device != "cpu"
     }
+    floors = {p: max(by_library.values()) for p, by_library in floor_detail.items()}
     targets: list[tuple[str, str, str]] = []  # (label, target, precision)
     for p in precisions:
         targets.append(("eager", "eager", p))
@@ -184,13 +185,16 @@ def main(argv: list[str] | None = None) -> int:
         "model": str(model_dir),
         "device": device,
         "floors_gflops": floors,
+        "floors_by_library_gflops": floor_detail,
         "rows": rows,
         "exports": builds,
         "iters": args.iters,
         "warmup": args.warmup,
     }
     (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(rows, machine, floors, peak_note) + export_table(builds)
+    detail = "; ".join(f"{p}: " + ", ".join(f"{k} {v:.0f}" for k, v in d.items()) for p, d in floor_detail.items())
+    note = f"{peak_note} Matmul GFLOP/s by library: {detail}."
+    table = markdown(rows, machine, floors, note) + export_table(builds)
     (out / "bench.md").write_text(table)
     plot(rows, out / "bench.png", f"{machine} — {model_dir}")
     print(table)
