@@ -15,11 +15,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from models import CheckpointError
+from models import CheckpointError, weights_sha256
 
 from . import BUILDERS, get_builder
+from .artifact import artifact_path
 from .base import BuildRequest, BuildResult, ExportError
-from .manifest import KINDS, PRECISIONS, ManifestError
+from .manifest import KINDS, PRECISIONS, ManifestError, read_manifest
 from .profiles import DEFAULT_PROFILE, PROFILES, ProfileError, ShapeProfile, from_trt_shapes, resolve_profile
 
 EXIT_FAILED = 1
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "all" and len(profiles) > 1:
         print(f"note: pt2, aoti and onnx take the first profile ({profiles[0].name}); trt takes all", file=sys.stderr)
     results: list[BuildResult] = []
-    failures = 0
+    failures = kept = 0
     for kind in kinds:
         request = BuildRequest(
             model_dir=model_dir,
@@ -178,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
         except ExportError as exc:  # the kind's module or toolchain is missing here
             builder, reason = None, str(exc).removeprefix(f"{kind}: ")
         try:
+            if args.kind == "all" and not args.overwrite and (path := up_to_date(kind, request)):
+                print(f"keep {kind}: {path} is up to date (same weights, precision, profile; --overwrite rebuilds)")
+                kept += 1
+                continue
             if reason or builder is None:
                 if args.kind == "all":
                     print(f"skip {kind}: {reason}", file=sys.stderr, flush=True)
@@ -195,10 +200,29 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
     if results:
         print(table(results), flush=True)
-    elif not failures:
+    elif not failures and not kept:
         _error("nothing was built")
         return EXIT_FAILED
     return EXIT_FAILED if failures else 0
+
+
+def up_to_date(kind: str, request: BuildRequest) -> Path | None:
+    """The existing artifact `request` would write, if its manifest verifies and it was built from the same weights,
+    precision, profile(s) and output layer: `all` keeps it instead of refusing, so `make all` can run again."""
+    path = artifact_path(request, kind)
+    if not path.exists():
+        return None
+    try:
+        manifest = read_manifest(path)
+    except ManifestError:
+        return None
+    same = (
+        manifest.source.get("weights_sha256") == weights_sha256(request.model_dir)
+        and manifest.precision == request.precision
+        and manifest.output_layer == request.output_layer
+        and manifest.profile == request.profile.to_dict()
+    )
+    return path if same else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,9 +14,9 @@ import torch
 import torch._inductor
 
 from .base import BuildRequest, BuildResult
-from .pipeline import BuildContext, Produced, run_build
+from .pipeline import BuildContext, Produced, load_and_export, run_build
 from .torch_export import cuda_missing
-from .trace import describe, example_shape, export_program, load_wrapper
+from .trace import example_shape
 from .verify import verify_artifact
 
 COMPILERS = ("g++", "c++", "clang++")
@@ -61,10 +61,7 @@ class AOTInductorBuilder:
 
     def _produce(self, ctx: BuildContext) -> Produced:
         request, meter = ctx.request, ctx.meter
-        meter.stage("load", f"{request.model_dir} as {request.precision} on {request.device}")
-        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, request.device)
-        meter.stage("torch.export", describe(request.profile))
-        program = export_program(wrapper, request.profile, request.device)
+        wrapper, program = load_and_export(ctx)
         meter.stage("aoti compile", f"AOTInductor for {request.device} (C++ compile, takes a while)")
         configs = {**default_inductor_configs(request.device), **request.options.get("inductor_configs", {})}
         with torch.no_grad():

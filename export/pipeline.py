@@ -8,12 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch.export import ExportedProgram
+
 from models import OneVisionEncoderConfig
 
 from .artifact import artifact_path, check_request, install, make_manifest, refuse_existing, staging
 from .base import BuildRequest, BuildResult, ExportError
 from .manifest import write_manifest
 from .measure import BuildMeter
+from .trace import describe, export_program, load_wrapper
+from .wrapper import EncoderExport
 
 
 @dataclass
@@ -61,3 +65,12 @@ def run_build(
     size = target.stat().st_size + sum((out_dir / f.name).stat().st_size for f in produced.extra_files)
     meter.say(f"wrote {target} ({size / 2**20:.1f} MiB) in {build['seconds']:.1f}s, peak {build['peak_rss_mib']} MiB")
     return BuildResult(kind, target, manifest, float(build["seconds"]), float(build["peak_rss_mib"]))
+
+
+def load_and_export(ctx: BuildContext) -> tuple[EncoderExport, ExportedProgram]:
+    """The first two stages the torch-based kinds share: load the export wrapper, then torch.export it."""
+    request, meter = ctx.request, ctx.meter
+    meter.stage("load", f"{request.model_dir} as {request.precision} on {request.device}")
+    wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, request.device)
+    meter.stage("torch.export", describe(request.profile))
+    return wrapper, export_program(wrapper, request.profile, request.device)

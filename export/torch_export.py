@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from .base import BuildRequest, BuildResult
-from .pipeline import BuildContext, Produced, run_build
-from .trace import describe, example_shape, export_program, load_wrapper
+from .pipeline import BuildContext, Produced, load_and_export, run_build
+from .trace import example_shape
 from .verify import verify_artifact
 
 
@@ -31,10 +31,7 @@ class TorchExportBuilder:
 
     def _produce(self, ctx: BuildContext) -> Produced:
         request, meter = ctx.request, ctx.meter
-        meter.stage("load", f"{request.model_dir} as {request.precision} on {request.device}")
-        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, request.device)
-        meter.stage("torch.export", describe(request.profile))
-        program = export_program(wrapper, request.profile, request.device)
+        wrapper, program = load_and_export(ctx)
         meter.stage("save", "torch.export.save")
         torch.export.save(program, ctx.staged)
         meter.stage("verify", "torch.export.load round trip, run at the profile's min shape against eager")

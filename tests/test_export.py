@@ -317,3 +317,24 @@ def test_cli_all_skips_what_this_machine_cannot_build(
     manifest = read_manifest(tmp_path / "onnx-fp32-test-small.onnx")
     assert manifest.device == "cuda" and manifest.build["verify"]["rel_l2"] <= REL_L2_FP32
     assert np.isfinite(manifest.build["verify"]["max_abs"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA (only onnx builds for cuda)")
+def test_cli_all_keeps_up_to_date_artifacts(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`make all` runs `export all` again: a verified artifact built from the same request is kept, not refused;
+    a damaged one is neither kept nor overwritten."""
+    args = ["all", "--model", str(tiny_dir), "--profile", "test-small", "--device", "cuda", "--out", str(tmp_path)]
+    assert main([*args, "--quiet"]) == 0
+    onnx_path = tmp_path / "onnx-fp32-test-small.onnx"
+    before = file_sha256(onnx_path)
+    capsys.readouterr()
+    assert main([*args, "--quiet"]) == 0
+    assert f"keep onnx: {onnx_path} is up to date" in capsys.readouterr().out
+    assert file_sha256(onnx_path) == before
+    with onnx_path.open("r+b") as f:  # damage it: the manifest no longer verifies
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    assert main([*args, "--quiet"]) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main([*args, "--quiet", "--precision", "fp16"]) == 0  # another precision is another artifact
+    assert (tmp_path / "onnx-fp16-test-small.onnx").is_file()
