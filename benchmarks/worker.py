@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from .workloads import WORKLOADS
+from models.dtypes import DTYPES
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from .workloads import WORKLOADS
 
 
 def rss_mib() -> float:

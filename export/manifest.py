@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from models.checkpoint import file_sha256
+from models.dtypes import DTYPES
 
 FORMAT_VERSION = 1
 KINDS = ("pt2", "aoti", "onnx", "trt")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = tuple(DTYPES)
 SUFFIX = {"pt2": ".pt2", "aoti": ".pt2", "onnx": ".onnx", "trt": ".engine"}
 
 

@@ -16,12 +16,12 @@ import torch
 from torch.export import Dim, ExportedProgram
 
 from models import OneVisionEncoderModel, load_model
+from models.dtypes import DTYPES
 
 from .base import ExportError
 from .profiles import Range, ShapeProfile
 from .wrapper import INPUT_NAMES, EncoderExport
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16", torch.int64: "int64"}
 SYMBOLS = ("batch", "frames", "height", "width", "tokens")  # the manifest's names of the dynamic axes
 

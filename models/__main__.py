@@ -9,6 +9,7 @@ import time
 import torch
 
 from . import CheckpointError, load_model, weights_sha256
+from .dtypes import DTYPES
 from .synthetic import PRESETS, ensure_default
 
 
@@ -16,10 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models", description=__doc__)
     parser.add_argument("--model", help="checkpoint directory (default: the synthetic checkpoint of --preset)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     args = parser.parse_args(argv)
     model_dir = args.model or str(ensure_default(args.preset))
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    dtype = DTYPES[args.dtype]
     try:
         model = load_model(model_dir, dtype=dtype)
     except CheckpointError as exc:

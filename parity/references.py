@@ -29,10 +29,11 @@ from typing import Any
 import torch
 
 from models import load_model
+from models.dtypes import DTYPES as PRECISION_DTYPES
 
 from .cases import CaseInput
 
-DTYPES = {"fp64": torch.float64, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp64": torch.float64, **PRECISION_DTYPES}
 GOLDEN = "golden-fp64"
 REMOTE_MODELING = "modeling_onevision_encoder.py"
 

@@ -45,10 +45,9 @@ import torch
 
 from export.manifest import Manifest
 from export.profiles import ShapeProfile
+from models.dtypes import DTYPES
 
 from .validation import check_inputs
-
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class LoadError(RuntimeError):
