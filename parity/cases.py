@@ -104,6 +104,14 @@ class CaseContext:
     def seed(self, case: str) -> int:
         return self.base_seed * 1_000_003 + (zlib.crc32(case.encode()) & 0xFFFF)
 
+    def profile_shape(self, frames: int) -> tuple[int, int, int, int]:
+        """(B, T, H, W): the profile's smallest batch at its opt frames and size; without a profile, one 448²
+        sample of `frames` frames."""
+        p = self.profile
+        if p is None:
+            return 1, frames, 448, 448
+        return p.batch.min, p.frames.opt, p.height.opt, p.width.opt
+
     def outside(self, b: int, t: int, h: int, w: int) -> Skip | None:
         """A Skip naming why (B, T, H, W) cannot run on this profile, or None if it can."""
         reasons = []
@@ -251,11 +259,7 @@ def case_timeline_64(ctx: CaseContext) -> CaseInput | Skip:
 
 def case_random_positions(ctx: CaseContext) -> CaseInput | Skip:
     name, title = "random-positions", "random explicit [t, h, w] positions (not a grid)"
-    opt = ctx.profile
-    b = opt.batch.min if opt else 1
-    t = opt.frames.opt if opt else 1
-    h = opt.height.opt if opt else 448
-    w = opt.width.opt if opt else 448
+    b, t, h, w = ctx.profile_shape(frames=1)
     skip = ctx.outside(b, t, h, w)
     if skip is not None:
         return skip
@@ -278,11 +282,7 @@ def case_random_positions(ctx: CaseContext) -> CaseInput | Skip:
 
 def case_codec_packed(ctx: CaseContext) -> CaseInput | Skip:
     name = "codec-packed"
-    opt = ctx.profile
-    b = opt.batch.min if opt else 1
-    k = opt.frames.opt if opt else 2  # canvases
-    h = opt.height.opt if opt else 448
-    w = opt.width.opt if opt else 448
+    b, k, h, w = ctx.profile_shape(frames=2)  # k canvases
     skip = ctx.outside(b, k, h, w)
     if skip is not None:
         return skip
