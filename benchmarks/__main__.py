@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from export.manifest import KINDS, Manifest, read_manifest
 from export.profiles import ShapeProfile
-from models import load_config
+from models import load_config, weights_sha256
 from models.synthetic import ensure_default
 
 from .floors import matmul_gflops
@@ -49,7 +49,9 @@ def machine_description(device: str) -> str:
     return text
 
 
-def find_artifacts(directory: Path, names: list[str] | None, device: str) -> list[tuple[Path, Manifest]]:
+def find_artifacts(directory: Path, names: list[str] | None, device: str, weights: str) -> list[tuple[Path, Manifest]]:
+    """Artifacts in `directory` for `device`, built from the weights whose sha256 is `weights` (an artifact of
+    another checkpoint is passed over with a note: its ratio to this model's eager would mean nothing)."""
     found = []
     for mpath in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         artifact = mpath.with_suffix("")
@@ -62,6 +64,9 @@ def find_artifacts(directory: Path, names: list[str] | None, device: str) -> lis
         if names and artifact.name not in names and manifest.kind not in names:
             continue
         if (manifest.device == "cuda") != device.startswith("cuda"):
+            continue
+        if manifest.source.get("weights_sha256") != weights:
+            print(f"note: skipping {artifact.name}: built from other weights than --model", file=sys.stderr)
             continue
         found.append((artifact, manifest))
     return found
@@ -123,10 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     names = args.artifacts.split(",") if args.artifacts else None
     artifacts_dir = args.artifacts_dir
     tmp = None
-    if args.quick and not find_artifacts(artifacts_dir, names, device):
+    weights = weights_sha256(model_dir)
+    if args.quick and not find_artifacts(artifacts_dir, names, device, weights):
         tmp = tempfile.TemporaryDirectory(prefix="bench-quick-")
         artifacts_dir = quick_artifacts(model_dir, Path(tmp.name))
-    artifacts = find_artifacts(artifacts_dir, names, device)
+    artifacts = find_artifacts(artifacts_dir, names, device, weights)
     default_workloads = QUICK_WORKLOADS if args.quick else GPU_WORKLOADS if device.startswith("cuda") else CPU_WORKLOADS
     workloads = args.workloads.split(",") if args.workloads else default_workloads
     precisions = (
