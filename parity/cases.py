@@ -104,6 +104,14 @@ class CaseContext:
     def seed(self, case: str) -> int:
         return self.base_seed * 1_000_003 + (zlib.crc32(case.encode()) & 0xFFFF)
 
+    def start(self, name: str, b: int, t: int, h: int, w: int) -> tuple[int, torch.Generator] | Skip:
+        """The Skip if (B, T, H, W) is outside the profile, else the case's seed and a generator seeded with it."""
+        skip = self.outside(b, t, h, w)
+        if skip is not None:
+            return skip
+        seed = self.seed(name)
+        return seed, torch.Generator().manual_seed(seed)
+
     def profile_shape(self, frames: int) -> tuple[int, int, int, int]:
         """(B, T, H, W): the profile's smallest batch at its opt frames and size; without a profile, one 448²
         sample of `frames` frames."""
@@ -172,11 +180,10 @@ def render(
 def _grid_input(
     name: str, title: str, ctx: CaseContext, b: int, t: int, h: int, w: int, note: str = ""
 ) -> CaseInput | Skip:
-    skip = ctx.outside(b, t, h, w)
-    if skip is not None:
-        return skip
-    seed = ctx.seed(name)
-    gen = torch.Generator().manual_seed(seed)
+    started = ctx.start(name, b, t, h, w)
+    if isinstance(started, Skip):
+        return started
+    seed, gen = started
     pv = render(gen, b, t, h, w)
     pos = grid_positions(b, t, h // ctx.patch, w // ctx.patch)
     return CaseInput(name, title, pv, pos, seed, ctx.pname, note)
@@ -243,11 +250,10 @@ def case_timeline_64(ctx: CaseContext) -> CaseInput | Skip:
     b, t, h, w = ctx.fit("batch", 1), ctx.fit("frames", 8), ctx.fit("height", 224), ctx.fit("width", 224)
     if t < 2:
         return Skip(f"outside profile {ctx.profile_name} (frames range allows {t}: a timeline needs >= 2 frames)")
-    skip = ctx.outside(b, t, h, w)
-    if skip is not None:
-        return skip
-    seed = ctx.seed(name)
-    gen = torch.Generator().manual_seed(seed)
+    started = ctx.start(name, b, t, h, w)
+    if isinstance(started, Skip):
+        return started
+    seed, gen = started
     index = frame_timeline(t, TIMELINE)
     pv = render(gen, b, t, h, w, frame_index=index)
     pos = grid_positions(b, t, h // ctx.patch, w // ctx.patch, frame_index=index)
@@ -260,11 +266,10 @@ def case_timeline_64(ctx: CaseContext) -> CaseInput | Skip:
 def case_random_positions(ctx: CaseContext) -> CaseInput | Skip:
     name, title = "random-positions", "random explicit [t, h, w] positions (not a grid)"
     b, t, h, w = ctx.profile_shape(frames=1)
-    skip = ctx.outside(b, t, h, w)
-    if skip is not None:
-        return skip
-    seed = ctx.seed(name)
-    gen = torch.Generator().manual_seed(seed)
+    started = ctx.start(name, b, t, h, w)
+    if isinstance(started, Skip):
+        return started
+    seed, gen = started
     pv = render(gen, b, t, h, w)
     n = t * (h // ctx.patch) * (w // ctx.patch)
     hmax, wmax = max(2 * (h // ctx.patch), 8), max(2 * (w // ctx.patch), 8)
@@ -283,11 +288,10 @@ def case_random_positions(ctx: CaseContext) -> CaseInput | Skip:
 def case_codec_packed(ctx: CaseContext) -> CaseInput | Skip:
     name = "codec-packed"
     b, k, h, w = ctx.profile_shape(frames=2)  # k canvases
-    skip = ctx.outside(b, k, h, w)
-    if skip is not None:
-        return skip
-    seed = ctx.seed(name)
-    gen = torch.Generator().manual_seed(seed)
+    started = ctx.start(name, b, k, h, w)
+    if isinstance(started, Skip):
+        return started
+    seed, gen = started
     hp, wp = h // ctx.patch, w // ctx.patch
     frames = render(gen, b, TIMELINE, h, w)  # the source clip: one frame per timeline slot
     # Codec-style scores: residual energy of each patch against the previous frame (the first frame: its own

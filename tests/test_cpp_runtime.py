@@ -23,7 +23,7 @@ from export.manifest import manifest_path
 from export.profiles import PROFILES
 from runtime.base import Runner
 from runtime.positions import grid_positions, video_positions
-from tests.conftest import seeded
+from tests.conftest import copy_artifact, seeded
 
 ROOT = Path(__file__).resolve().parents[1]
 CPP = ROOT / "runtime" / "cpp"
@@ -208,17 +208,9 @@ def test_cpp_truncated_npy(binary: Path, aoti: Path, tmp_path: Path) -> None:
     assert result.returncode == EXIT_INPUT and "truncated data" in result.stderr, result.stderr
 
 
-def _copy(artifact: Path, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / artifact.name
-    shutil.copyfile(artifact, target)
-    shutil.copyfile(manifest_path(artifact), manifest_path(target))
-    return target
-
-
 @pytest.mark.parametrize("damage", ["flip", "truncate", "no-manifest"])
 def test_cpp_damaged_artifact(binary: Path, aoti: Path, tmp_path: Path, damage: str) -> None:
-    path = _copy(aoti, tmp_path / "art")
+    path = copy_artifact(aoti, tmp_path / "art")
     data = bytearray(path.read_bytes())
     if damage == "flip":
         data[len(data) // 2] ^= 0xFF
@@ -236,7 +228,7 @@ def test_cpp_damaged_artifact(binary: Path, aoti: Path, tmp_path: Path, damage: 
 
 def test_cpp_refuses_other_kinds(binary: Path, aoti: Path, tmp_path: Path) -> None:
     """A manifest of kind pt2 (a torch.export program) is not an AOTI package: refused before loading."""
-    path = _copy(aoti, tmp_path / "art")
+    path = copy_artifact(aoti, tmp_path / "art")
     mpath = manifest_path(path)
     mpath.write_text(mpath.read_text().replace('"kind": "aoti"', '"kind": "pt2"'))
     pv, pos = _ok()

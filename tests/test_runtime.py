@@ -21,7 +21,7 @@ from models import InputError, load_model
 from runtime.base import LoadError, Runner
 from runtime.positions import grid_positions, image_positions, video_positions
 from runtime.validation import check_inputs
-from tests.conftest import seeded
+from tests.conftest import copy_artifact, seeded
 
 KINDS = ("pt2", "aoti", "onnx")  # every kind this CPU machine builds (trt needs a GPU and TensorRT)
 PROFILE = PROFILES["test-small"]  # batch 1..4, frames 1..4, height 14..112, width 28..112
@@ -295,17 +295,9 @@ def test_fp16_rule() -> None:
 # -- artifact integrity -------------------------------------------------------------------------------------------
 
 
-def _copy(artifact: Path, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / artifact.name
-    shutil.copyfile(artifact, target)
-    shutil.copyfile(manifest_path(artifact), manifest_path(target))
-    return target
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_corrupted_artifact_refused(artifacts: dict[str, Path], tmp_path: Path, kind: str) -> None:
-    path = _copy(artifacts[kind], tmp_path)
+    path = copy_artifact(artifacts[kind], tmp_path)
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
     data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
@@ -316,7 +308,7 @@ def test_corrupted_artifact_refused(artifacts: dict[str, Path], tmp_path: Path, 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_truncated_artifact_refused(artifacts: dict[str, Path], tmp_path: Path, kind: str) -> None:
-    path = _copy(artifacts[kind], tmp_path)
+    path = copy_artifact(artifacts[kind], tmp_path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(ManifestError, match="does not match its manifest"):
@@ -325,7 +317,7 @@ def test_truncated_artifact_refused(artifacts: dict[str, Path], tmp_path: Path, 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_missing_manifest_refused(artifacts: dict[str, Path], tmp_path: Path, kind: str) -> None:
-    path = _copy(artifacts[kind], tmp_path)
+    path = copy_artifact(artifacts[kind], tmp_path)
     manifest_path(path).unlink()
     with pytest.raises(ManifestError, match=re.escape(f"no manifest {path.name}.json beside it")):
         runtime.load(path)
@@ -333,7 +325,7 @@ def test_missing_manifest_refused(artifacts: dict[str, Path], tmp_path: Path, ki
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_missing_artifact_refused(artifacts: dict[str, Path], tmp_path: Path, kind: str) -> None:
-    path = _copy(artifacts[kind], tmp_path)
+    path = copy_artifact(artifacts[kind], tmp_path)
     path.unlink()
     with pytest.raises(ManifestError, match=re.escape(f"artifact {path.name} is missing")):
         runtime.load(path)
@@ -341,7 +333,7 @@ def test_missing_artifact_refused(artifacts: dict[str, Path], tmp_path: Path, ki
 
 def test_manifest_of_another_artifact_refused(artifacts: dict[str, Path], tmp_path: Path) -> None:
     """An artifact swapped under an existing manifest (same name) fails the sha256 check."""
-    path = _copy(artifacts["pt2"], tmp_path)
+    path = copy_artifact(artifacts["pt2"], tmp_path)
     shutil.copyfile(artifacts["aoti"], path)
     with pytest.raises(ManifestError, match="does not match its manifest"):
         runtime.load(path)
