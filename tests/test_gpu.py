@@ -128,14 +128,15 @@ def test_cpu_and_cuda_eager_agree(tiny_dir: Path, eager_cuda: dict[str, Any]) ->
             golden = golden_model(pv.double(), patch_positions=pos).last_hidden_state
             on_cpu = {p: m(pv.to(m.dtype), patch_positions=pos).last_hidden_state for p, m in cpu.items()}
         on_cuda = {p: eager_out(m, pv, pos) for p, m in eager_cuda.items()}
-        assert rel_l2(on_cuda["fp32"], on_cpu["fp32"]) <= 1e-5, shape  # measured ~1e-7 on the CPU alone
+        # fp32 on two devices differs only by summation order (~1e-7 expected; not yet measured on a GPU).
+        assert rel_l2(on_cuda["fp32"], on_cpu["fp32"]) <= 1e-5, shape
         cpu_err, cuda_err = rel_l2(on_cpu["bf16"], golden), rel_l2(on_cuda["bf16"], golden)
         assert cuda_err <= 2 * cpu_err + 1e-3, f"{shape}: CUDA bf16 {cuda_err:.2e} vs CPU bf16 {cpu_err:.2e}"
 
 
 def test_tf32_discipline_on_the_hardware(tiny_dir: Path) -> None:
-    """TF32 allowed (as GPU code often sets it) really changes fp32 results on this GPU, and exact_float32() really
-    removes it: matmul, convolution and the whole model (the parity suite's eager stand-in)."""
+    """TF32 allowed (as GPU code often sets it) really changes fp32 matmul results on this GPU, and exact_float32()
+    really removes it: matmul, convolution and the whole model (the parity suite's eager stand-in)."""
     saved = _snapshot()
     try:
         torch.set_float32_matmul_precision("high")
@@ -160,7 +161,9 @@ def test_tf32_discipline_on_the_hardware(tiny_dir: Path) -> None:
             with exact_float32():
                 strict = rel_l2(op(), exact[name])
             assert strict <= 1e-5, f"{name} inside exact_float32: rel L2 {strict:.2e}"
-            if major >= 8:  # TF32 exists from Ampere on
+            # TF32 exists from Ampere on; cuBLAS uses it for a large fp32 matmul when allowed (cuDNN may choose a
+            # non-tensor-core algorithm for this small convolution, so only its exact side is asserted).
+            if major >= 8 and name == "matmul":
                 assert loose >= 1e-4, f"{name} with TF32 allowed: rel L2 {loose:.2e} (TF32 should show ~1e-3)"
         pv, pos = inputs((1, 1, 56, 56), seed=3)
         stand_in = eager_artifact(tiny_dir, "fp32", "cuda").run(pv, pos)

@@ -376,4 +376,5 @@ def test_onnx_bf16_is_reported_as_not_supported_by_onnxruntime(tiny_dir: Path, t
     assert code == 0
     (art,) = report["artifacts"]
     assert "not supported by onnxruntime" in art["skip_reason"] and not art["error"]
-    assert "not supported by onnxruntime" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "not supported by onnxruntime" in md and "no TF32" in md  # and the report states the fp32 rule
