@@ -21,7 +21,7 @@ CASES ?=
 EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
-	export export-pt2 export-aoti export-onnx export-trt parity bench bench-quick runtime-cpp
+	export export-pt2 export-aoti export-onnx export-trt parity bench bench-quick runtime-cpp gpu-check
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -71,6 +71,14 @@ runtime-cpp: $(STAMP)
 	cmake -S runtime/cpp -B runtime/cpp/build -DCMAKE_BUILD_TYPE=Release \
 		-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 	cmake --build runtime/cpp/build -j 2
+
+# Everything a CUDA GPU can show (tools/gpu_check.py): the machine's own Python, no venv, every report in RESULTS.
+# Without a CUDA GPU: one line, nothing built, exit 0.
+PYTHON ?= python3
+RESULTS ?=
+gpu-check:
+	@PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) tools/gpu_check.py $(if $(RESULTS),--results $(RESULTS)) \
+		$(if $(MODEL),--model $(MODEL))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -2,12 +2,16 @@
 
 Each target (eager PyTorch sdpa at the same precision, and each artifact) runs in its own process
 (`benchmarks.worker`), one after another, so peak memory is its own and every ratio to eager comes from the
-same run. Results: results/bench/<name>/bench.{json,md,png}.
+same run. Every target is timed the same way (input validation before the timed region, see `benchmarks.worker`),
+fp32 without TF32 unless `--tf32` (the report states which). On CUDA, MFU divides by the dense peak of the GPU
+model and precision timed (`benchmarks/peaks.py`); an unknown GPU gets no MFU. Results:
+results/bench/<name>/bench.{json,md,png}.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -23,15 +27,14 @@ from export.manifest import KINDS, Manifest, read_manifest
 from export.profiles import ShapeProfile
 from models import load_config, weights_sha256
 from models.synthetic import ensure_default
+from models.tf32 import exact_float32
 
 from .floors import matmul_gflops
 from .flops import encoder_flops
+from .peaks import peak_tflops
 from .report import export_table, markdown, plot, summarise
 from .worker import DTYPES
 from .workloads import CPU_WORKLOADS, GPU_WORKLOADS, QUICK_WORKLOADS, WORKLOADS
-
-# Nominal dense bf16/fp16 tensor-core peak of an H100 SXM (no sparsity); MFU divides by this.
-H100_PEAK_TFLOPS = {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0}
 
 
 def machine_description(device: str) -> str:
@@ -47,6 +50,14 @@ def machine_description(device: str) -> str:
 
         text += f", GPU {torch.cuda.get_device_name()}"
     return text
+
+
+def torch_device_name(device: str) -> str | None:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return str(torch.cuda.get_device_name(torch.device(device)))
 
 
 def find_artifacts(directory: Path, names: list[str] | None, device: str, weights: str) -> list[tuple[Path, Manifest]]:
@@ -89,7 +100,7 @@ def run_worker(target: str, model_dir: Path, precision: str, device: str, worklo
     cmd = [
         sys.executable, "-m", "benchmarks.worker", "--target", target, "--model", str(model_dir),
         "--precision", precision, "--device", device, "--workload", workload,
-        "--iters", str(args.iters), "--warmup", str(args.warmup),
+        "--iters", str(args.iters), "--warmup", str(args.warmup), *(["--tf32"] if args.tf32 else []),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     if proc.returncode != 0:
@@ -109,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precisions", help="eager precisions to time (default: those of the artifacts, + fp32)")
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--tf32", action="store_true", help="time fp32 with TF32 allowed (default: exact fp32)")
     parser.add_argument("--quick", action="store_true", help="tiny preset, tiny workload, few iterations (CI)")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     parser.add_argument("--name", help="results sub-folder (default: cpu|cuda[-quick])")
@@ -140,15 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     floor_n = 1024 if args.quick else 4096
-    floor_detail = {
-        p: matmul_gflops(DTYPES[p], n=floor_n, device=device) for p in precisions if p != "fp16" or device != "cpu"
-    }
+    with contextlib.nullcontext() if args.tf32 else exact_float32():  # the floor under the same numerics
+        floor_detail = {
+            p: matmul_gflops(DTYPES[p], n=floor_n, device=device) for p in precisions if p != "fp16" or device != "cpu"
+        }
     floors = {p: max(by_library.values()) for p, by_library in floor_detail.items()}
     targets: list[tuple[str, str, str]] = []  # (label, target, precision)
     for p in precisions:
         targets.append(("eager", "eager", p))
         targets += [(a.name, str(a), m.precision) for a, m in artifacts if m.precision == p]
 
+    gpu_name = torch_device_name(device)
+    peaks = {p: peak_tflops(gpu_name, p, args.tf32) for p in precisions} if gpu_name else {}
     manifests = {str(a): m for a, m in artifacts}
     rows: list[dict[str, Any]] = []
     jobs = [(w, t) for w in workloads for t in targets]
@@ -165,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         if "error" not in row:
             flops = encoder_flops(config, workload.tokens, workload.batch)
             summarise(row, flops, workload.images, workload.batch * workload.tokens, floors.get(precision))
-            if device.startswith("cuda"):
-                row["mfu"] = row["tflops"] / H100_PEAK_TFLOPS[precision]
+            peak = peaks.get(precision, (None, ""))[0]
+            if peak:
+                row["mfu"] = row["tflops"] / peak
         rows.append(row)
     for row in rows:
         eager = next(
@@ -179,17 +195,33 @@ def main(argv: list[str] | None = None) -> int:
 
     builds = [{"artifact": a.name, "kind": m.kind, "precision": m.precision, **m.build} for a, m in artifacts]
     machine = machine_description(device)
-    peak_note = (
-        f"MFU divides achieved TFLOP/s by the nominal H100 SXM dense peak ({H100_PEAK_TFLOPS})."
-        if device.startswith("cuda")
-        else "'of floor' = (FLOPs / measured matmul throughput) / p50 latency: 100 % would be matmul-bound."
+    tf32_note = (
+        "TF32 allowed for fp32 (--tf32)"
+        if args.tf32
+        else "fp32 timed without TF32 (models.tf32.exact_float32: IEEE fp32 matmuls and convolutions)"
     )
+    timing_note = "Every target timed the same way: input validation before the timed region, the compute alone inside."
+    peak_note = (
+        "MFU = achieved TFLOP/s / dense peak of this GPU and precision: "
+        + "; ".join(f"{p}: {note}" for p, (_, note) in peaks.items())
+        + f". {tf32_note}. Device MiB: driver-counted (all allocators) above the pre-load baseline."
+        if device.startswith("cuda")
+        else "'of floor' = (FLOPs / measured matmul throughput) / p50 latency: 100 % would be matmul-bound. "
+        + tf32_note
+        + "."
+    )
+    peak_note += " " + timing_note
     out = args.out / (args.name or f"{'cuda' if device.startswith('cuda') else 'cpu'}{'-quick' if args.quick else ''}")
     out.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": machine,
         "model": str(model_dir),
         "device": device,
+        "gpu": gpu_name,
+        "tf32": args.tf32,
+        "tf32_note": tf32_note,
+        "mfu_peaks_tflops": {p: {"peak": peak, "note": note} for p, (peak, note) in peaks.items()},
+        "timing": timing_note,
         "floors_gflops": floors,
         "floors_by_library_gflops": floor_detail,
         "rows": rows,

@@ -41,21 +41,23 @@ def markdown(rows: list[dict[str, Any]], machine: str, floors: dict[str, float],
         peak_note,
         "",
         "| workload | precision | target | p50 ms | p90 ms | p99 ms | images/s | tokens/s | TFLOP/s | "
-        "x eager | floor ms | of floor | load s | peak RSS MiB | device MiB |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "x eager | floor ms | of floor | MFU | load s | peak RSS MiB | device MiB | of it outside torch |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['workload']} | {r['precision']} | {r['label']} | failed: {r['error']} |" + " |" * 11)
+            lines.append(f"| {r['workload']} | {r['precision']} | {r['label']} | failed: {r['error']} |" + " |" * 13)
             continue
-        dev = f"{r['device_peak_mib']:.0f}" if r.get("device_peak_mib") else "-"
+        dev = f"{r['device_peak_mib']:.0f}" if r.get("device_peak_mib") is not None else "-"
+        outside = f"{r['device_outside_torch_mib']:.0f}" if r.get("device_outside_torch_mib") is not None else "-"
+        mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "-"
         floor = f"{r['floor_s'] * 1e3:.0f}" if "floor_s" in r else "-"
         frac = f"{r['fraction_of_floor']:.0%}" if "fraction_of_floor" in r else "-"
         lines.append(
             f"| {r['workload']} | {r['precision']} | {r['label']} | {r['p50_s'] * 1e3:.1f} | {r['p90_s'] * 1e3:.1f} | "
             f"{r['p99_s'] * 1e3:.1f} | {r['images_per_s']:.2f} | {r['tokens_per_s']:.0f} | {r['tflops']:.3f} | "
-            f"{r.get('vs_eager', float('nan')):.2f} | {floor} | {frac} | {r['load_s']:.1f} | "
-            f"{r['rss_peak_mib']:.0f} | {dev} |"
+            f"{r.get('vs_eager', float('nan')):.2f} | {floor} | {frac} | {mfu} | {r['load_s']:.1f} | "
+            f"{r['rss_peak_mib']:.0f} | {dev} | {outside} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,12 +1,23 @@
 """One measurement in a fresh process, so peak memory belongs to one target alone.
 
-    python -m benchmarks.worker --target eager|ARTIFACT --model DIR --precision P --device D --workload NAME
-prints one JSON object: latencies (s), load seconds, baseline/peak host RSS (MiB), peak device memory (MiB).
+    python -m benchmarks.worker --target eager|ARTIFACT --model DIR --precision P --device D --workload NAME [--tf32]
+prints one JSON object: latencies (s), load seconds, baseline/peak host RSS (MiB), device memory (MiB), the TF32
+settings the calls ran under.
+
+Every target is timed the same way: its inputs are prepared and validated (artifacts: `runner.prepare`, the runtime's
+checks) before the timed region, and the timed call is the compute alone (`runner.run_prepared`, or the eager model's
+forward). fp32 runs without TF32 (`models.tf32.exact_float32()`) unless `--tf32` is given; the result says which.
+
+Device memory on CUDA is counted by the driver (`torch.cuda.mem_get_info`: total - free), before loading and after
+every call, so what a backend allocates outside torch's caching allocator (onnxruntime's arena, AOTInductor's
+constants, TensorRT's engine and context memory) is counted too; torch's own peak is reported beside it. It counts
+the whole GPU: another process allocating meanwhile would be counted as well.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import sys
@@ -17,8 +28,11 @@ from typing import Any
 import torch
 
 from models.dtypes import DTYPES
+from models.tf32 import exact_float32, tf32_state
 
 from .workloads import WORKLOADS
+
+Inputs = tuple[torch.Tensor, torch.Tensor]
 
 
 def rss_mib() -> float:
@@ -32,7 +46,30 @@ def current_rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def _load(target: str, model_dir: str, precision: str, device: str) -> Callable[..., torch.Tensor]:
+def device_used_bytes(device: str) -> int:
+    """Bytes in use on the whole GPU according to the driver (every allocator, every process)."""
+    free, total = torch.cuda.mem_get_info(torch.device(device))
+    return int(total - free)
+
+
+def device_memory(baseline_used: int, used_samples: list[int], torch_peak_reserved: int) -> dict[str, float]:
+    """Device memory of one target, from driver readings taken before it loaded and after each step.
+
+    `device_peak_mib`: the most the GPU held above the baseline (the CUDA context, created before the baseline,
+    is not counted); `device_torch_mib`: torch's caching allocator peak (reserved); `device_outside_torch_mib`:
+    the rest, what the backend allocated itself (never negative: the driver rounds allocations up)."""
+    peak = max(used_samples, default=baseline_used) - baseline_used
+    peak = max(peak, 0)
+    mib = 2**20
+    return {
+        "device_peak_mib": peak / mib,
+        "device_torch_mib": torch_peak_reserved / mib,
+        "device_outside_torch_mib": max(peak - torch_peak_reserved, 0) / mib,
+    }
+
+
+def _load(target: str, model_dir: str, precision: str, device: str) -> tuple[Callable[..., Inputs], Callable[..., Any]]:
+    """(prepare, compute): `prepare(pv, pos)` runs outside the timed region, `compute(*prepared)` inside it."""
     if target == "eager":
         from models import load_model
 
@@ -42,22 +79,31 @@ def _load(target: str, model_dir: str, precision: str, device: str) -> Callable[
             out: torch.Tensor = model(pv, patch_positions=pos).last_hidden_state
             return out
 
-        return eager
+        return (lambda pv, pos: (pv, pos)), eager
     import runtime
 
-    return runtime.load(target, device=device)
+    runner = runtime.load(target, device=device)
+    return runner.prepare, runner.run_prepared
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     workload = WORKLOADS[args.workload]
     device = args.device
     cuda = device.startswith("cuda")
-    baseline = current_rss_mib()
-    start = time.perf_counter()
-    run = _load(args.target, args.model, args.precision, device)
-    load_s = time.perf_counter() - start
-    inputs = [workload.inputs(seed, DTYPES[args.precision], device) for seed in range(args.rotate)]
     if cuda:
+        torch.cuda.init()
+        torch.zeros(1, device=device)  # the CUDA context exists before the baseline: it is not the target's memory
+        torch.cuda.synchronize(device)
+    baseline = current_rss_mib()
+    device_baseline = device_used_bytes(device) if cuda else 0
+    start = time.perf_counter()
+    prepare, compute = _load(args.target, args.model, args.precision, device)
+    load_s = time.perf_counter() - start
+    inputs = [prepare(*workload.inputs(seed, DTYPES[args.precision], device)) for seed in range(args.rotate)]
+    used: list[int] = []
+    if cuda:
+        torch.cuda.synchronize(device)
+        used.append(device_used_bytes(device))
         torch.cuda.reset_peak_memory_stats()
 
     def call(i: int) -> float:
@@ -65,18 +111,22 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if cuda:
             begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             begin.record()
-            run(pv, pos)
+            compute(pv, pos)
             end.record()
             end.synchronize()
+            used.append(device_used_bytes(device))  # after the timed region
             return begin.elapsed_time(end) / 1000
         t0 = time.perf_counter()
-        run(pv, pos)
+        compute(pv, pos)
         return time.perf_counter() - t0
 
-    with torch.inference_mode():
+    numerics = contextlib.nullcontext() if args.tf32 else exact_float32()
+    with torch.inference_mode(), numerics:
+        tf32 = tf32_state()
         for i in range(args.warmup):
             call(i)
         latencies = [call(i) for i in range(args.iters)]
+    memory = device_memory(device_baseline, used, torch.cuda.max_memory_reserved()) if cuda else {}
     return {
         "target": args.target,
         "workload": workload.name,
@@ -86,7 +136,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "latencies_s": latencies,
         "rss_baseline_mib": baseline,
         "rss_peak_mib": rss_mib(),
-        "device_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "device_peak_mib": memory.get("device_peak_mib"),
+        "device_torch_mib": memory.get("device_torch_mib"),
+        "device_outside_torch_mib": memory.get("device_outside_torch_mib"),
+        "tf32": tf32,
         "threads": torch.get_num_threads(),
     }
 
@@ -101,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--rotate", type=int, default=3, help="distinct seeded inputs cycled through")
+    parser.add_argument("--tf32", action="store_true", help="time fp32 with TF32 allowed (default: exact fp32)")
     args = parser.parse_args(argv)
     print(json.dumps(measure(args)))
     return 0

@@ -13,6 +13,8 @@ import subprocess
 import torch
 import torch._inductor
 
+from models.tf32 import exact_float32
+
 from .base import BuildRequest, BuildResult
 from .pipeline import BuildContext, Produced, load_and_export, run_build
 from .torch_export import cuda_missing
@@ -64,7 +66,9 @@ class AOTInductorBuilder:
         wrapper, program = load_and_export(ctx)
         meter.stage("aoti compile", f"AOTInductor for {request.device} (C++ compile, takes a while)")
         configs = {**default_inductor_configs(request.device), **request.options.get("inductor_configs", {})}
-        with torch.no_grad():
+        # Inductor reads the TF32 flags when it generates matmul kernels: compile without TF32, so an fp32 package
+        # computes in fp32 whatever the building process had set.
+        with torch.no_grad(), exact_float32():
             torch._inductor.aoti_compile_and_package(program, package_path=str(ctx.staged), inductor_configs=configs)
         meter.stage("verify", "aoti_load_package, run at the profile's min shape against eager")
         runner = torch._inductor.aoti_load_package(str(ctx.staged))
@@ -75,6 +79,7 @@ class AOTInductorBuilder:
             "requires_torch": torch.__version__,
             "compiler": _compiler_version(compiler) if compiler else None,
             "inductor_configs": configs,
+            "tf32": False,
             "example_shape": list(example_shape(request.profile)),
         }
         return Produced(extra=extra, build={"verify": verify})

@@ -2,7 +2,8 @@
 
 Every builder runs its fresh artifact at the profile's min shape (a shape other than the export example, so the
 dynamic axes are exercised) and compares it with the eager sdpa model in the same precision. The bounds are loose
-on purpose: they catch a broken graph, not a last-bit difference (that is the parity suite's job).
+on purpose: they catch a broken graph, not a last-bit difference (that is the parity suite's job). Both sides run
+inside `models.tf32.exact_float32()`: no TF32 in either, whatever the process has set.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from models.tf32 import exact_float32
 
 from .base import ExportError
 from .profiles import ShapeProfile
@@ -46,7 +49,7 @@ def verify_artifact(
     dtype = next(wrapper.parameters()).dtype
     shape = profile_shape(profile, which)
     pixels, positions = inputs_at(shape, dtype, profile.patch, device, seed=1)
-    with torch.no_grad():
+    with torch.no_grad(), exact_float32():
         expected = wrapper(pixels, positions)
         actual = run(pixels, positions)
     stats = compare(actual, expected)

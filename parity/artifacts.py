@@ -7,6 +7,9 @@ not runnable here, the reason it is skipped.
 `EagerRunner` is a runner-like object around the eager model (optionally with a planted defect): the suite's own
 tests use it, and `--artifacts eager-fp32,eager-bf16` runs the eager model through the whole suite as if it were an
 artifact (a self-check of the pipeline: it must pass against every reference).
+
+Every artifact run and every eager stand-in computes inside `models.tf32.exact_float32()` (no TF32), like the
+references they are compared with.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 from export.manifest import SUFFIX, Manifest, ManifestError, read_manifest
 from export.profiles import MIN_TOKENS, ShapeProfile
 from models import OneVisionEncoderConfig, load_model
+from models.tf32 import exact_float32
 
 from .references import DTYPES
 
@@ -54,7 +58,7 @@ class EagerRunner:
         self.num_layers = num_layers or int(self.model.config.num_hidden_layers)
 
     def __call__(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), exact_float32():
             out = self.model(
                 pixel_values.to(self.device, self.dtype),
                 patch_positions=patch_positions.to(self.device),
@@ -64,7 +68,7 @@ class EagerRunner:
         return out.last_hidden_state
 
     def hidden_states(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> list[torch.Tensor]:
-        with torch.inference_mode():
+        with torch.inference_mode(), exact_float32():
             out = self.model(
                 pixel_values.to(self.device, self.dtype),
                 patch_positions=patch_positions.to(self.device),
@@ -109,8 +113,10 @@ class ArtifactUnderTest:
         return DTYPES[self.precision]
 
     def run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        out = self.runner(pixel_values.to(self.input_dtype), patch_positions)
-        return out.detach().to("cpu")
+        runner = self.runner  # loaded outside: loading is not a comparison
+        with exact_float32():
+            out = runner(pixel_values.to(self.input_dtype), patch_positions)
+            return out.detach().to("cpu")
 
     def close(self) -> None:
         runner, self._runner = self._runner, None

@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from models.tf32 import exact_float32
+
 from .artifacts import ArtifactUnderTest, EagerRunner
 from .cases import CaseInput
 from .metrics import compare
@@ -306,6 +308,7 @@ def _judge_layer(
     )
 
 
+@exact_float32()  # the probes' runs and rebuilds are fp32 comparisons too: no TF32
 def localise(
     art: ArtifactUnderTest,
     case: CaseInput,

@@ -11,17 +11,17 @@ References, by name:
   trust_remote_code=True)` would (see `load_remote_model` for why the classes are resolved explicitly). It runs
   code shipped with the checkpoint: only use it on checkpoints you trust.
 
-All run on the suite's device (CUDA when present, else the CPU). Models are loaded one dtype at a time and freed
-after the reference pass; the per-layer hidden states the localiser needs are recomputed on demand.
+All run on the suite's device (CUDA when present, else the CPU), float32 without TF32 (`models.tf32`). Models
+are loaded one dtype at a time and freed after the reference pass; the per-layer hidden states the localiser needs
+are recomputed on demand.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import inspect
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import torch
 
 from models import load_model
 from models.dtypes import DTYPES as PRECISION_DTYPES
+from models.tf32 import exact_float32
 
 from .cases import CaseInput
 
@@ -104,19 +105,6 @@ def is_default_grid(case: CaseInput, patch: int = 14) -> bool:
 
     b, t, h, w = case.shape
     return torch.equal(case.patch_positions, grid_positions(b, t, h // patch, w // patch))
-
-
-@contextlib.contextmanager
-def exact_float32() -> Iterator[None]:
-    """References in float32 are float32: no TF32 in CUDA matmuls or cuDNN convolutions (cuDNN allows TF32 by
-    default, which would put ~1e-3 relative error into the patch embedding and inflate the fp32 calibration)."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def load_remote_model(model_dir: str | Path, dtype: torch.dtype) -> Any:

@@ -108,7 +108,8 @@ def to_markdown(res: SuiteResult, cfg: SuiteConfig) -> str:
     synthetic = info.get("synthetic")
     out += [
         f"- **status: {'FAIL' if res.failed else 'PASS'}**, {info.get('seconds', '?')} s",
-        f"- device: {info['device']}; torch {info['torch']}",
+        f"- device: {info['device']}; torch {info['torch']}"
+        + (f"; float32 {info['float32']}" if info.get("float32") else ""),
         f"- model: `{info['model_dir']}` (hidden {model.get('hidden_size')}, {model.get('num_hidden_layers')} layers"
         + (f", synthetic {synthetic.get('preset')} seed {synthetic.get('seed')}" if synthetic else "")
         + f"), weights sha256 `{info['weights_sha256'][:16]}…`",

@@ -324,6 +324,7 @@ def _environment(cfg: SuiteConfig, config: dict[str, Any], sha: str) -> dict[str
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "device": where,
         "torch": torch.__version__,
+        "float32": "exact: no TF32 in any fp32 computation of the suite (models.tf32.exact_float32)",
         "python": platform.python_version(),
         "model_dir": str(cfg.model_dir),
         "weights_sha256": sha,

@@ -7,8 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 from benchmarks.flops import encoder_flops
+from benchmarks.peaks import PEAK_TFLOPS, gpu_model, peak_tflops
 from benchmarks.report import percentile
+from benchmarks.worker import _load, device_memory
+from benchmarks.workloads import WORKLOADS
 from models import OneVisionEncoderConfig
 
 
@@ -40,3 +46,79 @@ def test_quick_benchmark_runs_end_to_end(tiny_dir: Path, tmp_path: Path) -> None
         assert row["vs_eager"] > 0
     assert (out / "q" / "bench.png").stat().st_size > 1000
     assert "| workload |" in (out / "q" / "bench.md").read_text()
+
+
+# -- MFU peaks, device memory, timing discipline (issue: day one, section 4) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "model"),
+    [
+        ("NVIDIA H100 80GB HBM3", "H100 SXM"),
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA H100 NVL", "H100 NVL"),
+        ("NVIDIA H200", "H200 SXM"),
+        ("NVIDIA H200 NVL", "H200 NVL"),
+        ("NVIDIA A100-SXM4-80GB", "A100"),
+        ("NVIDIA A100 80GB PCIe", "A100"),
+        ("NVIDIA L40S", "L40S"),
+        ("NVIDIA L40", None),  # not L40S, not L4: no figure, no MFU
+        ("NVIDIA L4", "L4"),
+        ("NVIDIA A10", "A10"),
+        ("NVIDIA GeForce RTX 4090", "RTX 4090"),
+        ("NVIDIA GeForce RTX 4090 D", None),
+        ("NVIDIA B200", None),
+        ("Tesla T4", None),
+    ],
+)
+def test_gpu_model_from_device_name(name: str, model: str | None) -> None:
+    assert gpu_model(name) == model
+
+
+def test_peak_matches_precision_and_gpu() -> None:
+    # H100 SXM datasheet: BF16 1,979 TFLOPS with sparsity -> 989.5 dense; FP32 67; TF32 989 sparse -> 494.5 dense.
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16", tf32=False)[0] == 989.5
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "fp16", tf32=False)[0] == 989.5
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "fp32", tf32=False)[0] == 67.0  # exact fp32: CUDA cores
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "fp32", tf32=True)[0] == 494.5  # TF32 tensor cores
+    assert peak_tflops("NVIDIA H100 PCIe", "bf16", tf32=False)[0] == 756.5  # another board, another peak
+    assert peak_tflops("NVIDIA A100-SXM4-40GB", "bf16", tf32=True)[0] == 312.0  # tf32 changes only fp32
+    peak, note = peak_tflops("NVIDIA B200", "bf16", tf32=False)
+    assert peak is None and "MFU not reported" in note and "B200" in note
+    for model, table in PEAK_TFLOPS.items():  # dense tensor-core peaks sit above the CUDA-core fp32 peak
+        assert table["bf16"] == table["fp16"] >= table["tf32"] >= table["fp32"] > 0, model
+
+
+def test_device_memory_counts_what_torch_does_not_allocate() -> None:
+    mib = 2**20
+    # Baseline 500 MiB (CUDA context); after load +300 MiB; peaks at +1,200 MiB during the runs; torch reserved 200.
+    readings = [800 * mib, 1700 * mib, 1500 * mib]
+    got = device_memory(500 * mib, readings, torch_peak_reserved=200 * mib)
+    assert got == {"device_peak_mib": 1200.0, "device_torch_mib": 200.0, "device_outside_torch_mib": 1000.0}
+    # Eager: everything is torch's (the driver rounds up: never a negative "outside").
+    got = device_memory(500 * mib, [1000 * mib], torch_peak_reserved=510 * mib)
+    assert got["device_peak_mib"] == 500.0 and got["device_outside_torch_mib"] == 0.0
+    assert device_memory(500 * mib, [], 0)["device_peak_mib"] == 0.0
+
+
+def test_artifacts_are_timed_like_eager_validation_outside(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timed call of an artifact is its compute alone: the runtime's input checks ran in `prepare`, before
+    the timed region, as eager's timed call is its forward alone."""
+    from export import BuildRequest, build
+    from export.profiles import PROFILES
+    from runtime import validation
+
+    path = build("onnx", BuildRequest(tiny_dir, "fp32", [PROFILES["test-small"]], tmp_path, options={"quiet": True}))
+    prepare, compute = _load(str(path.path), str(tiny_dir), "fp32", "cpu")
+    pv, pos = WORKLOADS["tiny-112-b2"].inputs(0, torch.float32, "cpu")
+    prepared = prepare(pv, pos)
+    expected = compute(*prepared)
+
+    def no_checks(*args: object, **kwargs: object) -> None:
+        raise AssertionError("input validation inside the timed call")
+
+    monkeypatch.setattr(validation, "check_inputs", no_checks)
+    monkeypatch.setattr("runtime.base.check_inputs", no_checks)
+    assert torch.equal(compute(*prepared), expected)

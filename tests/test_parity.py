@@ -364,3 +364,17 @@ def test_cli_usage_errors(tiny_dir: Path, tmp_path: Path, capsys: pytest.Capture
         main(["--help"])
     assert exc.value.code == 0
     assert "--remote-reference" in capsys.readouterr().out
+
+
+def test_onnx_bf16_is_reported_as_not_supported_by_onnxruntime(tiny_dir: Path, tmp_path: Path) -> None:
+    """A bf16 ONNX (no bf16 Conv in onnxruntime) is a skipped artifact saying so, not a crash or an error row."""
+    arts = build_all(tiny_dir, tmp_path / "arts", [("onnx", "bf16")])
+    code, report, out = run_cli(
+        "--model", tiny_dir, "--artifacts-dir", arts, "--cases", "profile-min", "--device", "cpu",
+        "--results-dir", tmp_path, "--name", "bf16",
+    )  # fmt: skip
+    assert code == 0
+    (art,) = report["artifacts"]
+    assert "not supported by onnxruntime" in art["skip_reason"] and not art["error"]
+    md = (out / "report.md").read_text()
+    assert "not supported by onnxruntime" in md and "no TF32" in md  # and the report states the fp32 rule

@@ -18,6 +18,7 @@ from export import BuildRequest, build
 from export.manifest import ManifestError, manifest_path
 from export.profiles import PROFILES
 from models import InputError, load_model
+from runtime.backends.onnx import CPU_EP, CUDA_EP, UnsupportedError, check_providers, create_session
 from runtime.base import LoadError, Runner
 from runtime.positions import grid_positions, image_positions, video_positions
 from runtime.validation import check_inputs
@@ -110,12 +111,21 @@ def test_load_through_manifest_path(artifacts: dict[str, Path]) -> None:
     assert runner.path == artifacts["pt2"]
 
 
-def test_cuda_refused_without_gpu(artifacts: dict[str, Path]) -> None:
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
-    for kind in KINDS:
-        with pytest.raises(LoadError, match="no CUDA device"):
-            runtime.load(artifacts[kind], device="cuda")
+def test_cuda_refused_without_gpu_or_cuda_provider(artifacts: dict[str, Path]) -> None:
+    """No GPU: every kind refuses device=cuda in one line. With a GPU (this test used to skip there): the ONNX
+    runner is on the CUDA provider or refuses naming it, never a CPU session (the torch kinds' device moves are
+    tests/test_gpu.py's)."""
+    if not torch.cuda.is_available():
+        for kind in KINDS:
+            with pytest.raises(LoadError, match="no CUDA device"):
+                runtime.load(artifacts[kind], device="cuda")
+        return
+    try:
+        runner = runtime.load(artifacts["onnx"], device="cuda")
+    except LoadError as exc:
+        assert not _cuda_ep_here() and CUDA_EP in str(exc)
+    else:
+        assert runner.provider == CUDA_EP and runner.device.type == "cuda"
 
 
 def test_unknown_kind_refused() -> None:
@@ -395,3 +405,40 @@ def test_cli_run_and_info(artifacts: dict[str, Path], runners: dict[str, Runner]
     bad = ["run", str(artifacts["pt2"]), "--pixel-values", str(tmp_path / "bad.npy")]
     assert main([*bad, "--positions", str(tmp_path / "pos.npy"), "--out", str(out)]) == 2
     assert main(["nonsense"]) == 2
+
+
+# -- onnxruntime: no silent fallback to the CPU (issue: day one, section 4) ---------------------------------------
+
+
+def _cuda_ep_here() -> bool:
+    import onnxruntime as ort
+
+    return CUDA_EP in ort.get_available_providers()
+
+
+@pytest.mark.skipif(_cuda_ep_here(), reason="this onnxruntime has the CUDA provider: nothing to refuse")
+def test_onnx_cuda_session_refused_without_the_cuda_provider(artifacts: dict[str, Path]) -> None:
+    """device=cuda with an onnxruntime that lacks the CUDA provider: one clear error, not a CPU session."""
+    with pytest.raises(LoadError, match=f"needs onnxruntime's {CUDA_EP}.*install onnxruntime-gpu"):
+        create_session(artifacts["onnx"], torch.device("cuda", 0), "fp32")
+
+
+@pytest.mark.skipif(_cuda_ep_here(), reason="this onnxruntime has the CUDA provider: it would not fall back")
+def test_onnx_silent_cpu_fallback_is_refused(artifacts: dict[str, Path]) -> None:
+    """onnxruntime asked for the CUDA provider it cannot create falls back to the CPU with a warning only (a real
+    session here); the runner's provider check refuses it when CUDA was asked for."""
+    import onnxruntime as ort
+
+    with pytest.warns(UserWarning, match=CUDA_EP):
+        session = ort.InferenceSession(str(artifacts["onnx"]), providers=[CUDA_EP, CPU_EP])
+    assert session.get_providers()[0] == CPU_EP  # what onnxruntime did on its own
+    with pytest.raises(LoadError, match=f"onnxruntime created the session on \\['{CPU_EP}'\\].*refusing"):
+        check_providers(session, torch.device("cuda", 0), artifacts["onnx"])
+    assert check_providers(session, torch.device("cpu"), artifacts["onnx"]) == CPU_EP
+
+
+def test_onnx_bf16_without_kernels_is_not_supported_by_onnxruntime(tiny_dir: Path, tmp_path: Path) -> None:
+    """No bf16 Conv kernel in onnxruntime's CPU (nor CUDA) provider: one 'not supported by onnxruntime' line."""
+    path = build("onnx", BuildRequest(tiny_dir, "bf16", [PROFILE], tmp_path, options={"quiet": True})).path
+    with pytest.raises(UnsupportedError, match="bf16 ONNX on CPUExecutionProvider: not supported by onnxruntime"):
+        runtime.load(path, device="cpu")

@@ -1,7 +1,14 @@
 """kind "onnx": an ONNX model run by onnxruntime.
 
 Provider: the CUDA execution provider when onnxruntime has it and torch sees a GPU (or `device="cuda[:N]"` is
-asked for; refused if either is missing), else the CPU provider. `runner.provider` names the one in use.
+asked for), else the CPU provider. `runner.provider` is the provider the session actually uses
+(`session.get_providers()[0]`). No silent fallback: onnxruntime quietly creates a CPU session when the CUDA provider
+is not in this build or cannot be created (missing CUDA/cuDNN libraries), which with CUDA pointers bound would read
+device memory from the host; `create_session` refuses both with one `LoadError`. On CUDA the session runs with
+`use_tf32=0` (fp32 is fp32) and logs at warning level, so onnxruntime's line about nodes it placed on the CPU
+("Some nodes were not assigned to the preferred execution providers ...") is shown, not hidden. A graph onnxruntime
+has no kernel for on that provider (a bf16 ONNX: no bf16 Conv in the CPU or CUDA provider) is refused with
+"not supported by onnxruntime".
 
 Inputs and the output are exchanged through I/O binding on the runner's device: ONNX Runtime reads the torch input
 tensors and writes into a preallocated torch output tensor in place, so on the GPU nothing makes a host round
@@ -36,6 +43,60 @@ def _ort() -> Any:
     return onnxruntime
 
 
+class UnsupportedError(LoadError):
+    """onnxruntime has no kernel for this graph on this provider (e.g. bf16 Conv): not a defect of the artifact."""
+
+
+def _not_implemented(exc: Exception) -> bool:
+    text = str(exc)
+    return type(exc).__name__ == "NotImplemented" or "NOT_IMPLEMENTED" in text or "Could not find an implement" in text
+
+
+def check_providers(session: Any, device: torch.device, path: object) -> str:
+    """The provider the session uses; LoadError if CUDA was asked for and the session is not on it."""
+    in_use = list(session.get_providers())
+    if device.type == "cuda" and (not in_use or in_use[0] != CUDA_EP):
+        raise LoadError(
+            f"{path}: device {device} asked, but onnxruntime created the session on {in_use} ({CUDA_EP} could not be "
+            "created: its CUDA/cuDNN libraries must match the installed onnxruntime-gpu); refusing to run on the "
+            "CPU with CUDA tensors bound. Fix the CUDA provider or load with device='cpu'"
+        )
+    return str(in_use[0])
+
+
+def create_session(path: object, device: torch.device, precision: str) -> Any:
+    """An onnxruntime session on `device`'s provider, or one LoadError saying why not (never another provider)."""
+    ort = _ort()
+    options = ort.SessionOptions()
+    cuda = device.type == "cuda"
+    # CUDA: warnings shown (node placement on the CPU is a warning); CPU: errors only (nothing to place elsewhere).
+    options.log_severity_level = 2 if cuda else 3
+    if cuda:
+        available = ort.get_available_providers()
+        if CUDA_EP not in available:
+            raise LoadError(
+                f"{path}: device {device} needs onnxruntime's {CUDA_EP}, but this onnxruntime "
+                f"({ort.__version__}) has {available}; install onnxruntime-gpu or load with device='cpu'"
+            )
+        # use_tf32 defaults to on in the CUDA provider: an fp32 artifact computes in fp32 (models.tf32's rule).
+        providers: list[Any] = [(CUDA_EP, {"device_id": str(int(device.index or 0)), "use_tf32": "0"})]
+    else:
+        providers = [CPU_EP]
+    ep = CUDA_EP if cuda else CPU_EP
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # unparsable model, missing external data, no kernel, ...: one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if _not_implemented(exc):
+            raise UnsupportedError(
+                f"{path}: {precision} ONNX on {ep}: not supported by onnxruntime {ort.__version__} ({first}); "
+                "use another precision of this kind or another kind (pt2/aoti) for this precision"
+            ) from None
+        raise LoadError(f"{path}: onnxruntime cannot load it: {type(exc).__name__}: {first}") from None
+    check_providers(session, device, path)
+    return session
+
+
 def cuda_provider_available() -> bool:
     try:
         return CUDA_EP in _ort().get_available_providers() and torch.cuda.is_available()
@@ -52,22 +113,7 @@ class OnnxRunner(Runner):
         return "cuda" if cuda_provider_available() else "cpu"
 
     def _load(self) -> None:
-        ort = _ort()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: no per-node fallback chatter
-        if self.device.type == "cuda":
-            if CUDA_EP not in ort.get_available_providers():
-                raise LoadError(
-                    f"{self.path}: device {self.device} needs onnxruntime's {CUDA_EP}, but this onnxruntime has "
-                    f"{ort.get_available_providers()}; install onnxruntime-gpu or load with device='cpu'"
-                )
-            providers: list[Any] = [(CUDA_EP, {"device_id": int(self.device.index or 0)})]
-        else:
-            providers = [CPU_EP]
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
-        except Exception as exc:  # unparsable model, missing external data, ...: one line
-            raise LoadError(f"{self.path}: onnxruntime cannot load it: {type(exc).__name__}: {exc}") from None
+        self._session = create_session(self.path, self.device, self.precision)
         inputs = [i.name for i in self._session.get_inputs()]
         outputs = self._session.get_outputs()
         if inputs != list(INPUT_NAMES) or not outputs:
@@ -79,7 +125,7 @@ class OnnxRunner(Runner):
         if size is None:
             raise LoadError(f"{self.path}: the output's last dimension is not static and the manifest does not give it")
         self._hidden_dim: int = size
-        self.provider = self._session.get_providers()[0]
+        self.provider = check_providers(self._session, self.device, self.path)
         self._device_type = "cuda" if self.device.type == "cuda" else "cpu"
         self._device_id = int(self.device.index or 0) if self.device.type == "cuda" else 0
         self._local = threading.local()
