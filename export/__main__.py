@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         )
     results: list[BuildResult] = []
     failures = kept = 0
+    onnx_artifact: Path | None = None  # `all`: the engine kinds parse the ONNX artifact just built, not a second export
     for kind in kinds:
         request = BuildRequest(
             model_dir=model_dir,
@@ -179,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
             options=dict(options),
             overwrite=args.overwrite,
         )
+        if kind in ENGINE_KINDS and onnx_artifact is not None and len(profiles) == 1:
+            request.options.setdefault("onnx", str(onnx_artifact))
         try:
             builder = get_builder(kind)
             reason = builder.unavailable(request)
@@ -188,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             if args.kind == "all" and not args.overwrite and (path := up_to_date(kind, request)):
                 print(f"keep {kind}: {path} is up to date (same weights, precision, profile; --overwrite rebuilds)")
                 kept += 1
+                onnx_artifact = path if kind == "onnx" else onnx_artifact
                 continue
             if reason or builder is None:
                 if args.kind == "all":
@@ -195,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 raise ExportError(f"{kind}: {reason}")
             results.append(builder.build(request))
+            onnx_artifact = results[-1].path if kind == "onnx" else onnx_artifact
         except (ExportError, ProfileError, CheckpointError, ManifestError, FileExistsError) as exc:
             _error(str(exc) if str(exc).startswith(f"{kind}:") else f"{kind}: {exc}")
             failures += 1

@@ -317,6 +317,11 @@ def test_cli_all_skips_what_this_machine_cannot_build(
     manifest = read_manifest(tmp_path / "onnx-fp32-test-small.onnx")
     assert manifest.device == "cuda" and manifest.build["verify"]["rel_l2"] <= REL_L2_FP32
     assert np.isfinite(manifest.build["verify"]["max_abs"])
+    from runtime.backends.tensorrt import TRT_RTX
+
+    if TRT_RTX.unavailable() is None:  # TensorRT-RTX builds here too, from the ONNX artifact just built (no 2nd export)
+        engine = read_manifest(tmp_path / "trt-rtx-fp32-test-small.engine")
+        assert engine.extra["onnx"]["sha256"] == manifest.sha256 and engine.extra["onnx"]["built"] is False
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA (only onnx builds for cuda)")
