@@ -37,8 +37,6 @@ trt, no GPU).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -46,7 +44,7 @@ import torch
 
 from models import weights_sha256
 from models.checkpoint import file_sha256
-from runtime.backends.tensorrt import TRT, TRT_RTX, TensorRTAPI, cuda_unavailable, gpu_info
+from runtime.backends.tensorrt import TRT, TRT_RTX, TensorRTAPI, cuda_unavailable, gpu_info, write_atomic
 
 from .artifact import io_specs
 from .base import BuildRequest, BuildResult, ExportError
@@ -116,20 +114,6 @@ def _read_cache(path: str | None) -> bytes:
     if path and Path(path).is_file():
         return Path(path).read_bytes()
     return b""
-
-
-def _write_cache(path: str, data: bytes) -> None:
-    """Atomic replace, so concurrent builds never read a half-written cache."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def network_io(network: trt.INetworkDefinition, profiles: list[ShapeProfile]) -> list[dict[str, Any]]:
@@ -283,7 +267,7 @@ class TensorRTBuilder:
         with open(ctx.staged, "wb") as f:
             f.write(plan)
         if opts["timing_cache"]:
-            _write_cache(opts["timing_cache"], bytes(memoryview(config.get_timing_cache().serialize())))
+            write_atomic(opts["timing_cache"], bytes(memoryview(config.get_timing_cache().serialize())))
         io = network_io(network, request.profiles)
         layers = {"layers": parsed.num_layers, "layer_types": parsed.layer_types}
         del plan, cache, config, parsed, network, builder  # host memory back before the verification loads the model

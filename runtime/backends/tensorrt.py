@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -80,6 +81,7 @@ class TensorRTAPI:
     explicit_strong_typing: bool
     targets: tuple[str, ...] = ()
     default_targets: tuple[str, ...] = ()
+    runtime_cache: bool = False  # TensorRT-RTX: IRuntimeConfig/IRuntimeCache keep the kernels it compiles at load
 
     def module(self) -> ModuleType:
         """The API module (ImportError/OSError when it is not installed or its libraries do not load)."""
@@ -127,8 +129,26 @@ TRT_RTX = TensorRTAPI(
     explicit_strong_typing=False,
     targets=("7.5", "8.0", "8.6", "8.9", "12.0", "12.1"),
     default_targets=("8.6", "8.9", "12.0"),
+    runtime_cache=True,
 )
+# TensorRT-RTX compiles its kernels when an engine is loaded; with this variable set to a file, the runner loads the
+# compiled kernels from it (when they fit this GPU, driver and version) and writes them back on close().
+RUNTIME_CACHE_ENV = "ONEVISION_TRT_RTX_RUNTIME_CACHE"
 APIS = {api.kind: api for api in (TRT, TRT_RTX)}
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace `path` atomically (a concurrent reader never sees half a cache file)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def cuda_unavailable(what: str = "a TensorRT engine") -> str | None:
@@ -205,7 +225,9 @@ class _Slot:
 class TensorRTEngine:
     """A deserialized engine on one CUDA device: `engine.run(pixel_values, patch_positions) -> last_hidden_state`."""
 
-    def __init__(self, path: str | Path, device: torch.device, api: TensorRTAPI = TRT) -> None:
+    def __init__(
+        self, path: str | Path, device: torch.device, api: TensorRTAPI = TRT, runtime_cache: str | None = None
+    ) -> None:
         reason = api.unavailable() or cuda_unavailable(f"a {api.label} engine")
         if reason:
             raise LoadError(f"{path}: {reason}")
@@ -230,6 +252,10 @@ class TensorRTEngine:
                 )
             self.engine: trt.ICudaEngine = engine
             self.stream = torch.cuda.Stream(device)
+            self._runtime_config: Any = None
+            self.runtime_cache = {"path": runtime_cache, "loaded": False}
+            if runtime_cache:
+                self._open_runtime_cache(runtime_cache)
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.dtypes: dict[str, torch.dtype] = {}
@@ -254,6 +280,20 @@ class TensorRTEngine:
             self.profiles.append(ranges)
         self._slots = [_Slot(k) for k in range(len(self.profiles))]
 
+    def _open_runtime_cache(self, path: str) -> None:
+        """TensorRT-RTX only (IRuntimeConfig/IRuntimeCache are not in TensorRT 10's API, hence Any): one cache for
+        every context, filled from `path` when its kernels fit this GPU, driver and version."""
+        if not self.api.runtime_cache:
+            raise LoadError(f"{self.path}: a runtime cache is a TensorRT-RTX feature, not {self.api.label}'s")
+        rtx_engine: Any = self.engine
+        config = rtx_engine.create_runtime_config()
+        cache = config.create_runtime_cache()
+        data = Path(path).read_bytes() if Path(path).is_file() else b""
+        self.runtime_cache["loaded"] = bool(data) and bool(cache.deserialize(data))
+        if not config.set_runtime_cache(cache):
+            raise LoadError(f"{self.path}: {self.api.label} refused the runtime cache {path}")
+        self._runtime_config, self._cache = config, cache
+
     def select_profile(self, shapes: dict[str, tuple[int, ...]]) -> int:
         """The first optimisation profile whose min/max contain every input shape; InputError if none does."""
         for k, ranges in enumerate(self.profiles):
@@ -272,7 +312,11 @@ class TensorRTEngine:
 
     def _context(self, slot: _Slot) -> trt.IExecutionContext:
         if slot.context is None:
-            context = self.engine.create_execution_context()
+            if self._runtime_config is not None:  # TensorRT-RTX with a runtime cache (not in tensorrt-stubs: Any)
+                rtx_engine: Any = self.engine
+                context = rtx_engine.create_execution_context(self._runtime_config)
+            else:
+                context = self.engine.create_execution_context()
             if context is None:
                 raise RuntimeError(f"{self.path}: TensorRT could not create an execution context (out of GPU memory?)")
             if slot.index != 0 and not context.set_optimization_profile_async(slot.index, self.stream.cuda_stream):
@@ -319,6 +363,8 @@ class TensorRTEngine:
         for slot in self._slots:
             with slot.lock:
                 slot.context = None
+        if self._runtime_config is not None and self.runtime_cache["path"]:
+            write_atomic(str(self.runtime_cache["path"]), bytes(memoryview(self._cache.serialize())))
 
 
 class TensorRTRunner(Runner):
@@ -335,7 +381,8 @@ class TensorRTRunner(Runner):
         super().__init__(path, manifest, device)
 
     def _load(self) -> None:
-        self._engine = TensorRTEngine(self.path, self.device, self.api)
+        cache = os.environ.get(RUNTIME_CACHE_ENV) if self.api.runtime_cache else None
+        self._engine = TensorRTEngine(self.path, self.device, self.api, runtime_cache=cache or None)
         self.provider = f"{self.api.kind}-{self.api.version()}"
 
     def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:

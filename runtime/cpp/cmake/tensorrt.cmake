@@ -45,13 +45,9 @@ set_target_properties(onevision_trt PROPERTIES POSITION_INDEPENDENT_CODE ON)
 install(TARGETS onevision_trt)
 
 # onevision::Runner's `kind: trt` / `trt-rtx` backend reads the caller's CUDA stream: it needs a CUDA libtorch.
-set(_onevision_c10_cuda "")
-foreach(_dir ${TORCH_INCLUDE_DIRS})
-  if(EXISTS "${_dir}/c10/cuda/CUDAStream.h")
-    set(_onevision_c10_cuda "${_dir}")
-  endif()
-endforeach()
-if(NOT _onevision_c10_cuda)
+# (The CPU torch wheel ships some c10/cuda headers but not all, and no libc10_cuda: the library is the test.)
+find_library(ONEVISION_C10_CUDA_LIBRARY c10_cuda HINTS "${TORCH_INSTALL_PREFIX}/lib" NO_DEFAULT_PATH)
+if(NOT ONEVISION_C10_CUDA_LIBRARY)
   message(STATUS "TensorRT runner: library onevision_trt only (this libtorch has no CUDA: onevision::Runner does "
                  "not take kind trt)")
   return()
