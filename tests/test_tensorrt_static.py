@@ -23,7 +23,7 @@ from export.base import BuildRequest, ExportError
 from export.onnx_model import OnnxBuilder
 from export.profiles import PROFILES, ShapeProfile
 from export.trt_engine import TensorRTBuilder, existing_onnx
-from runtime.backends.tensorrt import TRT, cuda_unavailable
+from runtime.backends.tensorrt import TRT, TRT_RTX, cuda_unavailable
 from tools.trt_typings import generate, repair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,12 +185,26 @@ def test_cmake_tensorrt_option(tmp_path: Path) -> None:
 
 # -- real engines: only where TensorRT and a CUDA GPU are -------------------------------------------------------------
 
-needs_trt_gpu = pytest.mark.skipif(NO_GPU_TRT is not None, reason=f"needs TensorRT and a CUDA GPU (here: {NO_GPU_TRT})")
+
+def _engine_missing(kind: str) -> str | None:
+    """Why an engine of `kind` cannot be built *and run* here (None if it can)."""
+    if kind == "trt":
+        return NO_GPU_TRT
+    missing = TRT_RTX.unavailable() or cuda_unavailable()
+    if missing:
+        return missing
+    here = "{}.{}".format(*torch.cuda.get_device_capability())
+    return None if here in TRT_RTX.default_targets else f"compute capability {here} is no TensorRT-RTX default target"
 
 
-@needs_trt_gpu
+@pytest.mark.parametrize("kind", ["trt", "trt-rtx"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
-def test_engine_builds_loads_and_matches_eager(tiny_dir: Path, tmp_path: Path, precision: str) -> None:
+def test_engine_builds_loads_and_matches_eager(tiny_dir: Path, tmp_path: Path, precision: str, kind: str) -> None:
+    """The same test for both kinds: built, verified, loaded by runtime.load, compared with eager, two profiles,
+    threads. Runs only where the engine can run (a GPU, and for trt-rtx one of its targets)."""
+    missing = _engine_missing(kind)
+    if missing:
+        pytest.skip(f"needs {kind} and a GPU it runs on (here: {missing})")
     import runtime
     from export import build
     from export.trace import inputs_at, load_wrapper
@@ -200,9 +214,10 @@ def test_engine_builds_loads_and_matches_eager(tiny_dir: Path, tmp_path: Path, p
     wide = ShapeProfile.from_dict({**small.to_dict(), "name": "wide", "batch": {"min": 6, "opt": 6, "max": 8}})
     cache = tmp_path / "trt.cache"
     request = BuildRequest(tiny_dir, precision, [small, wide], tmp_path, options={"timing_cache": str(cache)})
-    result = build("trt", request)
+    result = build(kind, request)
     manifest = result.manifest
-    assert manifest.kind == "trt" and manifest.device == "cuda" and cache.is_file()
+    assert manifest.kind == kind and manifest.device == "cuda" and cache.is_file()
+    assert isinstance(manifest.build["verify"], list)  # verified against eager on this GPU before install
     io = {t["name"]: t for t in manifest.extra["engine_io"]}
     assert io["patch_positions"]["dtype"] == "INT64" and len(io["pixel_values"]["profiles"]) == 2
     assert manifest.profile["batch"]["max"] == 8  # the union of both profiles
