@@ -297,7 +297,7 @@ class TensorRTBuilder:
         else:
             meter.stage("verify", "run each profile's min shape against eager on the GPU")
             verify = self._verify(ctx)
-        return Produced(extra=extra, build={"verify": verify}, device="cuda", tools=(api.modules[-1],))
+        return Produced(extra=extra, build={"verify": verify}, device="cuda", tools=api.distributions)
 
     @staticmethod
     def _timing_cache(config: trt.IBuilderConfig, path: str | None, meter: BuildMeter) -> tuple[trt.ITimingCache, bool]:

@@ -107,6 +107,7 @@ def test_engine_with_every_named_profile_builds_without_gpu(
     rtx = manifest.extra["tensorrt"]
     assert rtx["api"] == "TensorRT-RTX" and rtx["version"] == TRT_RTX.version()
     assert rtx["targets"] == ["8.6", "8.9", "12.0"] and len(rtx["profiles"]) == len(NAMED)
+    assert manifest.tools["tensorrt-rtx-cu12-bindings"] == manifest.tools["tensorrt-rtx-cu12-libs"] == rtx["version"]
     io = {t["name"]: t for t in manifest.extra["engine_io"]}
     assert io["pixel_values"]["dtype"] == TRT_TYPES[precision] and io["patch_positions"]["dtype"] == "INT64"
     assert io["last_hidden_state"]["dtype"] == TRT_TYPES[precision] and io["last_hidden_state"]["mode"] == "output"

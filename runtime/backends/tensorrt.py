@@ -82,6 +82,7 @@ class TensorRTAPI:
     targets: tuple[str, ...] = ()
     default_targets: tuple[str, ...] = ()
     runtime_cache: bool = False  # TensorRT-RTX: IRuntimeConfig/IRuntimeCache keep the kernels it compiles at load
+    distributions: tuple[str, ...] = ()  # pip distributions whose versions the manifest records (those installed)
 
     def module(self) -> ModuleType:
         """The API module (ImportError/OSError when it is not installed or its libraries do not load)."""
@@ -119,6 +120,7 @@ TRT = TensorRTAPI(
     "`make export-trt-rtx` builds a TensorRT-RTX engine on any machine",
     builds_without_gpu=False,
     explicit_strong_typing=True,
+    distributions=("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
 )
 TRT_RTX = TensorRTAPI(
     kind="trt-rtx",
@@ -130,6 +132,7 @@ TRT_RTX = TensorRTAPI(
     targets=("7.5", "8.0", "8.6", "8.9", "12.0", "12.1"),
     default_targets=("8.6", "8.9", "12.0"),
     runtime_cache=True,
+    distributions=("tensorrt-rtx-cu12-bindings", "tensorrt-rtx-cu12-libs"),
 )
 # TensorRT-RTX compiles its kernels when an engine is loaded; with this variable set to a file, the runner loads the
 # compiled kernels from it (when they fit this GPU, driver and version) and writes them back on close().
