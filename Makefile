@@ -21,7 +21,7 @@ CASES ?=
 EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
-	export export-pt2 export-aoti export-onnx export-trt parity bench bench-quick runtime-cpp gpu-check
+	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx parity bench bench-quick runtime-cpp gpu-check
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -51,6 +51,11 @@ export-onnx: $(STAMP)
 	$(PY) -m export onnx $(EXPORT_ARGS)
 export-trt: $(STAMP)
 	$(PY) -m export trt $(EXPORT_ARGS)
+# TensorRT-RTX: builds ahead of time on any machine (no GPU). PROFILE may list several (PROFILE="image-448 video-4x448":
+# one engine, one optimisation profile each); TARGETS= compute capabilities (default 8.6,8.9,12.0).
+export-trt-rtx: $(STAMP)
+	$(PY) -m export trt-rtx $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) \
+		$(foreach p,$(PROFILE),--profile $(p)) --out $(OUT) $(if $(TARGETS),--option targets=$(TARGETS))
 export: $(STAMP)
 	$(PY) -m export all $(EXPORT_ARGS)
 

@@ -12,12 +12,13 @@ import importlib
 
 from .base import Builder, BuildRequest, BuildResult, ExportError
 
-# kind -> "module:class"; export.trt_engine belongs to the TensorRT builder.
+# kind -> "module:class"; export.trt_engine is the one TensorRT builder (TensorRT 10/11 and TensorRT-RTX).
 BUILDERS: dict[str, str] = {
     "pt2": "export.torch_export:TorchExportBuilder",
     "aoti": "export.aoti:AOTInductorBuilder",
     "onnx": "export.onnx_model:OnnxBuilder",
     "trt": "export.trt_engine:TensorRTBuilder",
+    "trt-rtx": "export.trt_engine:TensorRTRTXBuilder",
 }
 
 

@@ -1,4 +1,4 @@
-"""python -m export {pt2,aoti,onnx,trt,all}: build deployment artifacts of the encoder.
+"""python -m export {pt2,aoti,onnx,trt,trt-rtx,all}: build deployment artifacts of the encoder.
 
 Each run ends with a table of what was written. Problems (no GPU for a CUDA artifact, a bad profile, an existing
 artifact without --overwrite, ...) are one `error:` line and a non-zero exit status; `all` builds every kind this
@@ -23,6 +23,7 @@ from .base import BuildRequest, BuildResult, ExportError
 from .manifest import KINDS, PRECISIONS, ManifestError, read_manifest
 from .profiles import DEFAULT_PROFILE, PROFILES, ProfileError, ShapeProfile, from_trt_shapes, resolve_profile
 
+ENGINE_KINDS = ("trt", "trt-rtx")  # one optimisation profile per --profile
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -30,7 +31,8 @@ EXIT_USAGE = 2
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m export",
-        description="Build torch.export (pt2), AOTInductor (aoti), ONNX (onnx) or TensorRT (trt) artifacts, each with "
+        description="Build torch.export (pt2), AOTInductor (aoti), ONNX (onnx), TensorRT (trt) or TensorRT-RTX "
+        "(trt-rtx, ahead of time on any machine) artifacts, each with "
         "a JSON manifest beside it; `all` builds every kind this machine can.",
         epilog=f"Named profiles: {', '.join(PROFILES)}. Artifacts are named <out>/<kind>-<precision>-<profile>"
         "[-L<layers>].<suffix>.",
@@ -42,8 +44,8 @@ def parser() -> argparse.ArgumentParser:
         "--profile",
         action="append",
         metavar="NAME|JSON",
-        help=f"shape profile name or JSON file (default {DEFAULT_PROFILE}); repeatable for trt (one optimisation "
-        "profile each; torch and ONNX kinds take the first)",
+        help=f"shape profile name or JSON file (default {DEFAULT_PROFILE}); repeatable for trt/trt-rtx (one "
+        "optimisation profile each; torch and ONNX kinds take the first)",
     )
     p.add_argument("--min-shapes", metavar="SPEC", help="trtexec-style, e.g. pixel_values:1x3x1x224x224")
     p.add_argument("--opt-shapes", metavar="SPEC", help="with --min-shapes/--max-shapes: a profile named 'custom'")
@@ -60,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="builder-specific option (VALUE parsed as JSON when it is JSON), e.g. opt_level=5 for trt",
+        help="builder-specific option (VALUE parsed as JSON when it is JSON), e.g. opt_level=5 for trt, "
+        "targets=8.9,12.0 for trt-rtx",
     )
     p.add_argument("--quiet", action="store_true", help="no stage lines, only the final table")
     p.add_argument("--traceback", action="store_true", help="show the full traceback of unexpected errors")
@@ -149,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
     except (ProfileError, ExportError) as exc:
         _error(str(exc))
         return EXIT_USAGE
-    if args.kind not in ("trt", "all") and len(profiles) > 1:
-        _error(f"{args.kind} builds one shape profile, got {len(profiles)}; several profiles are for trt")
+    if args.kind not in (*ENGINE_KINDS, "all") and len(profiles) > 1:
+        _error(f"{args.kind} builds one shape profile, got {len(profiles)}; several profiles are for trt/trt-rtx")
         return EXIT_USAGE
     try:
         model_dir = _model_dir(args)
@@ -159,20 +162,26 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     kinds = list(BUILDERS) if args.kind == "all" else [args.kind]
     if args.kind == "all" and len(profiles) > 1:
-        print(f"note: pt2, aoti and onnx take the first profile ({profiles[0].name}); trt takes all", file=sys.stderr)
+        print(
+            f"note: pt2, aoti and onnx take the first profile ({profiles[0].name}); trt/trt-rtx take all",
+            file=sys.stderr,
+        )
     results: list[BuildResult] = []
     failures = kept = 0
+    onnx_artifact: Path | None = None  # `all`: the engine kinds parse the ONNX artifact just built, not a second export
     for kind in kinds:
         request = BuildRequest(
             model_dir=model_dir,
             precision=args.precision,
-            profiles=profiles if kind == "trt" else profiles[:1],
+            profiles=profiles if kind in ENGINE_KINDS else profiles[:1],
             out_dir=args.out,
             output_layer=args.output_layer,
             device=args.device,
             options=dict(options),
             overwrite=args.overwrite,
         )
+        if kind in ENGINE_KINDS and onnx_artifact is not None and len(profiles) == 1:
+            request.options.setdefault("onnx", str(onnx_artifact))
         try:
             builder = get_builder(kind)
             reason = builder.unavailable(request)
@@ -182,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             if args.kind == "all" and not args.overwrite and (path := up_to_date(kind, request)):
                 print(f"keep {kind}: {path} is up to date (same weights, precision, profile; --overwrite rebuilds)")
                 kept += 1
+                onnx_artifact = path if kind == "onnx" else onnx_artifact
                 continue
             if reason or builder is None:
                 if args.kind == "all":
@@ -189,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 raise ExportError(f"{kind}: {reason}")
             results.append(builder.build(request))
+            onnx_artifact = results[-1].path if kind == "onnx" else onnx_artifact
         except (ExportError, ProfileError, CheckpointError, ManifestError, FileExistsError) as exc:
             _error(str(exc) if str(exc).startswith(f"{kind}:") else f"{kind}: {exc}")
             failures += 1

@@ -22,9 +22,9 @@ from models.checkpoint import file_sha256
 from models.dtypes import DTYPES
 
 FORMAT_VERSION = 1
-KINDS = ("pt2", "aoti", "onnx", "trt")
+KINDS = ("pt2", "aoti", "onnx", "trt", "trt-rtx")
 PRECISIONS = tuple(DTYPES)
-SUFFIX = {"pt2": ".pt2", "aoti": ".pt2", "onnx": ".onnx", "trt": ".engine"}
+SUFFIX = {"pt2": ".pt2", "aoti": ".pt2", "onnx": ".onnx", "trt": ".engine", "trt-rtx": ".engine"}
 
 
 class ManifestError(ValueError):

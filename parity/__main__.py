@@ -120,7 +120,7 @@ def _export(
     problems = []
     for kind in kinds:
         for precision in precisions:
-            dev = "cuda" if kind == "trt" else device
+            dev = "cuda" if kind in ("trt", "trt-rtx") else device
             request = BuildRequest(model_dir, precision, [profile], out, device=dev)
             try:
                 target = artifact_path(request, kind)

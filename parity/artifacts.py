@@ -200,10 +200,10 @@ def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, devi
     )
     # Which device it runs on: compiled kinds run where they were built; pt2/onnx follow the suite's device.
     built_for = torch.device(manifest.device).type
-    run_on = built_for if manifest.kind in ("aoti", "trt") else device.type
+    run_on = built_for if manifest.kind in ("aoti", "trt", "trt-rtx") else device.type
     art.device = run_on
     if run_on == "cuda" and not torch.cuda.is_available():
-        what = "TensorRT engine" if manifest.kind == "trt" else f"{manifest.kind} artifact built for CUDA"
+        what = "TensorRT engine" if manifest.kind in ("trt", "trt-rtx") else f"{manifest.kind} artifact built for CUDA"
         art.skip_reason = f"{what}: needs a CUDA GPU, none here"
         return art
     if manifest.precision not in DTYPES:

@@ -23,6 +23,7 @@ BACKENDS: dict[str, str] = {
     "aoti": "runtime.backends.aoti:AOTIRunner",
     "onnx": "runtime.backends.onnx:OnnxRunner",
     "trt": "runtime.backends.tensorrt:TensorRTRunner",
+    "trt-rtx": "runtime.backends.tensorrt:TensorRTRTXRunner",
 }
 
 

@@ -130,6 +130,37 @@ def test_cpp_repeat_and_help(binary: Path, aoti: Path, tmp_path: Path) -> None:
     assert usage.returncode == EXIT_INPUT and "missing --pixel-values" in usage.stderr
 
 
+def test_cpp_runner_threads_agree_with_sequential_runs(
+    binary: Path, aoti: Path, py_runner: Runner, tmp_path: Path
+) -> None:
+    """The C++ Runner's thread-safety contract (the same test runs the TensorRT runner where a GPU and TensorRT are):
+    4 threads call one runner at once, each on its own input, and every output equals the sequential run of that
+    input bit for bit."""
+    pv = seeded(2, 3, 2, 56, 56, seed=6)
+    result, out = run_cpp(
+        binary, aoti, pv.numpy(), video_positions(pv).numpy(), tmp_path, "--threads", "4", "--repeat", "5"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "threads 4 x 5: all 20 outputs identical to the sequential runs" in result.stdout
+    assert np.array_equal(np.load(out), py_runner(pv, video_positions(pv)).numpy())
+    bad = _run(
+        [
+            str(binary),
+            "--artifact",
+            str(aoti),
+            "--pixel-values",
+            "x",
+            "--positions",
+            "y",
+            "--out",
+            "z",
+            "--threads",
+            "0",
+        ]
+    )
+    assert bad.returncode == EXIT_INPUT and "--threads must be >= 1" in bad.stderr
+
+
 def _ok() -> tuple[np.ndarray, np.ndarray]:
     pv = seeded(1, 3, 1, 28, 28, seed=5)
     return pv.numpy(), grid_positions(1, 1, 2, 2).numpy()

@@ -321,9 +321,17 @@ def test_cli_all_skips_what_this_machine_cannot_build(
             assert f"skip {kind}: " in captured.err
         assert "CUDA GPU" in captured.err
     assert "skip trt: " in captured.err or (tmp_path / "trt-fp32-test-small.engine").is_file()
+    from runtime.backends.tensorrt import TRT_RTX
+
+    if TRT_RTX.unavailable() is None:  # TensorRT-RTX builds here too, from the ONNX artifact just built (no 2nd export)
+        built.append("trt-rtx-fp32-test-small.engine")
     assert sorted(p.name for p in tmp_path.glob("*-fp32-test-small.*") if p.suffix != ".json") == sorted(built)
+    onnx_manifest = read_manifest(tmp_path / "onnx-fp32-test-small.onnx")
     for name in built:
         manifest = read_manifest(tmp_path / name)
+        if name.endswith(".engine"):  # built from the ONNX artifact above, not verified against eager (no GPU run)
+            assert manifest.extra["onnx"]["sha256"] == onnx_manifest.sha256 and manifest.extra["onnx"]["built"] is False
+            continue
         assert manifest.device == "cuda" and manifest.build["verify"]["rel_l2"] <= REL_L2_FP32
         assert np.isfinite(manifest.build["verify"]["max_abs"])
 

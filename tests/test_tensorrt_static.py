@@ -1,9 +1,10 @@
-"""TensorRT without TensorRT: type checks against tensorrt-stubs, the one-line refusal, and the ONNX->TensorRT lint.
+"""TensorRT 10/11 without TensorRT: type checks against tensorrt-stubs and the one-line refusal.
 
-No machine here has TensorRT (PyPI's `tensorrt` wheels download from NVIDIA's index), so what can be checked
-everywhere is checked here: mypy runs the TensorRT modules against the stubs (a wrong TensorRT call fails this
-file), `python -m export trt` refuses in one line, and every exported ONNX graph passes the operator/dtype lint.
-The tests at the end build and run real engines; they skip unless TensorRT and a CUDA GPU are present.
+No machine here has TensorRT 10/11 (PyPI's `tensorrt` wheels download from NVIDIA's index), so what can be checked
+everywhere is checked here: mypy runs the TensorRT modules (the builder and runner TensorRT-RTX shares) against the
+stubs (a wrong TensorRT call fails this file) and `python -m export trt` refuses in one line. The real ONNX parser
+and real engine builds are TensorRT-RTX's (tests/test_tensorrt_rtx.py). The tests at the end build and run real
+engines; they skip unless a GPU is present.
 """
 
 from __future__ import annotations
@@ -15,22 +16,19 @@ import sys
 import threading
 from pathlib import Path
 
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper
 
 from export.base import BuildRequest, ExportError
-from export.onnx_model import OnnxBuilder, write_onnx
+from export.onnx_model import OnnxBuilder
 from export.profiles import PROFILES, ShapeProfile
-from export.trt_engine import TensorRTBuilder, cuda_unavailable, existing_onnx, tensorrt_unavailable
-from export.trt_lint import MATRIX, TYPE_NAMES, UNSUPPORTED, lint_file, lint_model
-from export.trt_lint import main as lint_main
+from export.trt_engine import TensorRTBuilder, existing_onnx
+from runtime.backends.tensorrt import TRT, TRT_RTX, cuda_unavailable
 from tools.trt_typings import generate, repair
 
 ROOT = Path(__file__).resolve().parents[1]
-TRT_MODULES = ["export/trt_engine.py", "export/trt_lint.py", "runtime/backends/tensorrt.py", "tools/trt_typings.py"]
-NO_TRT = tensorrt_unavailable()
+TRT_MODULES = ["export/trt_engine.py", "export/trt_parse.py", "runtime/backends/tensorrt.py", "tools/trt_typings.py"]
+NO_TRT = TRT.unavailable()
 NO_GPU_TRT = NO_TRT or cuda_unavailable()
 PROFILE = PROFILES["test-small"]
 
@@ -112,6 +110,7 @@ def test_cli_refuses_in_one_line(tiny_dir: Path, tmp_path: Path) -> None:
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"error: trt: {NO_TRT}"], result.stderr
+    assert "make export-trt-rtx" in lines[0]  # where TensorRT 10/11 cannot be installed, what builds here
     assert not list(tmp_path.iterdir())  # nothing half-built
 
 
@@ -122,7 +121,7 @@ def test_runtime_refuses_without_tensorrt_or_gpu(tmp_path: Path) -> None:
 
     with pytest.raises(LoadError) as info:
         TensorRTEngine(tmp_path / "missing.engine", torch.device("cuda", 0))
-    assert str(info.value) == NO_GPU_TRT
+    assert str(info.value) == f"{tmp_path / 'missing.engine'}: {NO_GPU_TRT}"
 
 
 # -- builder checks that need no TensorRT -----------------------------------------------------------------------------
@@ -144,147 +143,6 @@ def test_existing_onnx_is_checked_against_the_request(tiny_dir: Path, tmp_path: 
     message = str(info.value)
     assert "precision fp32, but bf16" in message and "output layer -1, not -2" in message
     assert "profile 'wider': batch [1, 16] not inside [1, 4]" in message and "\n" not in message
-
-
-# -- the lint ---------------------------------------------------------------------------------------------------------
-
-
-def test_matrix_is_consistent() -> None:
-    known = set(TYPE_NAMES.values())
-    for op, support in MATRIX.items():
-        assert set(support.types) <= known, op
-    assert not set(MATRIX) & UNSUPPORTED
-    for op in ("Conv", "LayerNormalization", "Gelu", "MatMul", "Softmax", "Gather", "Cast", "Cos", "Sin"):
-        assert "BF16" in MATRIX[op].types  # the 10.x matrix, not the 8.x one
-
-
-@pytest.fixture(scope="module")
-def onnx_graphs(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """precision -> the tiny model's ONNX graph as the ONNX builder writes it for TensorRT (checked, not run)."""
-    out = tmp_path_factory.mktemp("onnx")
-    graphs = {}
-    for precision in ("fp32", "fp16", "bf16"):
-        build = BuildRequest(tiny_dir, precision, [PROFILE], out, options={"quiet": True})
-        graphs[precision] = write_onnx(build, out / f"model-{precision}.onnx").path
-    return graphs
-
-
-@pytest.fixture(scope="module")
-def fp32_model(onnx_graphs: dict[str, Path]) -> onnx.ModelProto:
-    return onnx.load(str(onnx_graphs["fp32"]))
-
-
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
-def test_lint_passes_exported_graphs(
-    onnx_graphs: dict[str, Path], precision: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    exported = onnx_graphs[precision]
-    report = lint_file(exported)
-    assert report.ok(strict=True), report.table()
-    assert {"Conv", "LayerNormalization", "MatMul", "Softmax"} <= set(report.ops)
-    assert lint_main([str(exported), "--strict", "--ops"]) == 0
-    assert "0 error(s), 0 warning(s)" in capsys.readouterr().out
-
-
-def test_lint_fails_on_unsupported_op_naming_it(fp32_model: onnx.ModelProto, tmp_path: Path) -> None:
-    model = onnx.ModelProto()
-    model.CopyFrom(fp32_model)
-    model.graph.node.append(helper.make_node("Unique", ["patch_positions"], ["uniq"], name="planted_unique"))
-    model.graph.output.append(helper.make_tensor_value_info("uniq", TensorProto.INT64, None))
-    path = tmp_path / "planted.onnx"
-    onnx.save(model, str(path))
-    result = subprocess.run(
-        [sys.executable, "-m", "export.trt_lint", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 1
-    assert "planted_unique" in result.stdout and "Unique is not supported by the TensorRT ONNX parser" in result.stdout
-    assert "1 error(s)" in result.stdout
-
-
-def test_lint_fails_on_unsupported_dtype(fp32_model: onnx.ModelProto) -> None:
-    model = onnx.ModelProto()
-    model.CopyFrom(fp32_model)
-    out = model.graph.output[0].name
-    model.graph.node.extend(
-        [
-            helper.make_node("Cast", [out], ["as_double"], to=TensorProto.DOUBLE, name="to_double"),
-            helper.make_node("Sin", ["as_double"], ["sin_double"], name="sin_double"),
-            helper.make_node("Cast", [out], ["as_int16"], to=TensorProto.INT16, name="to_int16"),
-        ]
-    )
-    model.graph.output.extend(
-        [
-            helper.make_tensor_value_info("sin_double", TensorProto.DOUBLE, None),
-            helper.make_tensor_value_info("as_int16", TensorProto.INT16, None),
-        ]
-    )
-    report = lint_model(model, "planted")
-    errors = {(v.op, v.tensor, v.dtype) for v in report.errors}
-    assert ("Sin", "as_double", "DOUBLE") in errors
-    assert ("Cast", "as_int16", "INT16") in errors
-    assert ("", "as_int16", "INT16") in errors  # not a TensorRT type at all
-    assert not report.ok()
-
-
-def test_lint_custom_domain_subgraph_and_function() -> None:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
-    cond = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
-    then_graph = helper.make_graph(
-        [helper.make_node("Cast", ["x"], ["xi"], to=TensorProto.INT32), helper.make_node("BitwiseNot", ["xi"], ["t"])],
-        "then",
-        [],
-        [helper.make_tensor_value_info("t", TensorProto.INT32, [2])],
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("Cast", ["x"], ["e"], to=TensorProto.INT32)],
-        "else",
-        [],
-        [helper.make_tensor_value_info("e", TensorProto.INT32, [2])],
-    )
-    body = helper.make_function(
-        "local", "Twice", ["a"], ["b"], [helper.make_node("Unique", ["a"], ["b"])], [helper.make_opsetid("", 20)]
-    )
-    graph = helper.make_graph(
-        [
-            helper.make_node("If", ["c"], ["branch"], then_branch=then_graph, else_branch=else_graph, name="the_if"),
-            helper.make_node("Twice", ["x"], ["twice"], domain="local", name="call"),
-            helper.make_node("FusedGemm", ["x", "x"], ["y"], domain="com.microsoft", name="fused"),
-        ],
-        "g",
-        [x, cond],
-        [
-            y,
-            helper.make_tensor_value_info("branch", TensorProto.INT32, [2]),
-            helper.make_tensor_value_info("twice", TensorProto.FLOAT, None),
-        ],
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[
-            helper.make_opsetid("", 20),
-            helper.make_opsetid("local", 1),
-            helper.make_opsetid("com.microsoft", 1),
-        ],
-        functions=[body],
-    )
-    report = lint_model(model, "handmade")
-    where = {(v.where, v.op) for v in report.errors}
-    assert ("main/the_if.then_branch", "BitwiseNot") in where  # inside a subgraph
-    assert any(op == "Unique" for _, op in where)  # inside an inlined local function
-    assert ("main", "com.microsoft::FusedGemm") in where
-
-
-def test_lint_version_gates() -> None:
-    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3])
-    out = helper.make_tensor_value_info("o", TensorProto.FLOAT, [2, 3])
-    node = helper.make_node("Einsum", ["a", "a"], ["o"], equation="...i,...i->...i", name="ein")
-    model = helper.make_model(helper.make_graph([node], "g", [a], [out]), opset_imports=[helper.make_opsetid("", 20)])
-    assert lint_model(model, "m", trt_version="10.15").ok()
-    old = lint_model(model, "m", trt_version="10.8")
-    assert not old.ok() and "ellipsis needs TensorRT >= 10.12" in old.errors[0].reason
-    model.opset_import[0].version = 25
-    assert "opset 25 outside 9..24" in lint_model(model, "m").errors[0].reason
 
 
 # -- the C++ hook: runtime/cpp/cmake/tensorrt.cmake (configure only: no TensorRT headers here to compile against) --
@@ -314,20 +172,39 @@ def test_cmake_tensorrt_option(tmp_path: Path) -> None:
     found = _configure(tmp_path / "found", "-DONEVISION_WITH_TENSORRT=AUTO", f"-DTENSORRT_ROOT={fake}")
     if "the CUDA toolkit" in found.stdout:
         pytest.skip("no CUDA toolkit here: the runner's sources cannot be added")
-    assert found.returncode == 0 and f"TensorRT runner: on ({fake}/lib/libnvinfer.so)" in found.stdout
+    assert found.returncode == 0, found.stderr
+    trt_make = (tmp_path / "found" / "CMakeFiles" / "onevision_trt.dir" / "build.make").read_text()
+    assert "trt_runner.cpp" in trt_make  # the torch-free runner library, whatever libtorch this is
+    if "library onevision_trt only (this libtorch has no CUDA" in found.stdout:
+        return
+    assert f"TensorRT runner: on ({fake}/lib/libnvinfer.so)" in found.stdout
     make = (tmp_path / "found" / "CMakeFiles" / "onevision_runtime.dir" / "build.make").read_text()
     flags = (tmp_path / "found" / "CMakeFiles" / "onevision_runtime.dir" / "flags.make").read_text()
-    assert "trt_runner.cpp" in make and "-DONEVISION_WITH_TENSORRT" in flags
+    assert "trt_backend.cpp" in make and "-DONEVISION_WITH_TENSORRT" in flags
 
 
 # -- real engines: only where TensorRT and a CUDA GPU are -------------------------------------------------------------
 
-needs_trt_gpu = pytest.mark.skipif(NO_GPU_TRT is not None, reason=f"needs TensorRT and a CUDA GPU (here: {NO_GPU_TRT})")
+
+def _engine_missing(kind: str) -> str | None:
+    """Why an engine of `kind` cannot be built *and run* here (None if it can)."""
+    if kind == "trt":
+        return NO_GPU_TRT
+    missing = TRT_RTX.unavailable() or cuda_unavailable()
+    if missing:
+        return missing
+    here = "{}.{}".format(*torch.cuda.get_device_capability())
+    return None if here in TRT_RTX.default_targets else f"compute capability {here} is no TensorRT-RTX default target"
 
 
-@needs_trt_gpu
+@pytest.mark.parametrize("kind", ["trt", "trt-rtx"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
-def test_engine_builds_loads_and_matches_eager(tiny_dir: Path, tmp_path: Path, precision: str) -> None:
+def test_engine_builds_loads_and_matches_eager(tiny_dir: Path, tmp_path: Path, precision: str, kind: str) -> None:
+    """The same test for both kinds: built, verified, loaded by runtime.load, compared with eager, two profiles,
+    threads. Runs only where the engine can run (a GPU, and for trt-rtx one of its targets)."""
+    missing = _engine_missing(kind)
+    if missing:
+        pytest.skip(f"needs {kind} and a GPU it runs on (here: {missing})")
     import runtime
     from export import build
     from export.trace import inputs_at, load_wrapper
@@ -337,9 +214,10 @@ def test_engine_builds_loads_and_matches_eager(tiny_dir: Path, tmp_path: Path, p
     wide = ShapeProfile.from_dict({**small.to_dict(), "name": "wide", "batch": {"min": 6, "opt": 6, "max": 8}})
     cache = tmp_path / "trt.cache"
     request = BuildRequest(tiny_dir, precision, [small, wide], tmp_path, options={"timing_cache": str(cache)})
-    result = build("trt", request)
+    result = build(kind, request)
     manifest = result.manifest
-    assert manifest.kind == "trt" and manifest.device == "cuda" and cache.is_file()
+    assert manifest.kind == kind and manifest.device == "cuda" and cache.is_file()
+    assert isinstance(manifest.build["verify"], list)  # verified against eager on this GPU before install
     io = {t["name"]: t for t in manifest.extra["engine_io"]}
     assert io["patch_positions"]["dtype"] == "INT64" and len(io["pixel_values"]["profiles"]) == 2
     assert manifest.profile["batch"]["max"] == 8  # the union of both profiles

@@ -1,32 +1,43 @@
-"""kind "trt": a serialized TensorRT engine (`.engine` from `python -m export trt`), run on a CUDA GPU.
+"""kinds "trt" and "trt-rtx": a serialized TensorRT / TensorRT-RTX engine (`.engine`), run on a CUDA GPU.
 
-`TensorRTEngine` is the engine itself, usable without a manifest (the TensorRT builder verifies fresh engines with
-it): it deserializes the plan, reads every optimisation profile's min/max shapes from the engine, and for each call
-picks the first profile whose ranges contain both input shapes, sets the input shapes, binds the torch tensors'
-device pointers (no copies: inputs are made contiguous, 256-byte aligned and of the engine's own dtype, which is a
-no-op for validated input), allocates the output with torch from the shape TensorRT infers, and enqueues with
+The two share this runner: TensorRT-RTX's API is TensorRT's (same classes and calls), so the only differences are
+which Python module is imported and which GPUs an engine runs on. They are the `TensorRTAPI` values `TRT` and
+`TRT_RTX` below, which the builder (`export/trt_engine.py`) injects too; this module imports nothing from `export`.
+
+`TensorRTEngine` is the engine itself, usable without a manifest (the builder verifies fresh engines with it): it
+deserializes the plan, reads every optimisation profile's min/max shapes from the engine, and for each call picks
+the first profile whose ranges contain both input shapes, sets the input shapes, binds the torch tensors' device
+pointers (no copies: inputs are made contiguous, 256-byte aligned and of the engine's own dtype, which is a no-op
+for validated input), allocates the output with torch from the shape TensorRT infers, and enqueues with
 `execute_async_v3` on the runner's own CUDA stream (ordered after the caller's current stream, and the caller's
 stream after it, so the returned tensor is safe to use on the caller's stream without a host sync).
 
-Concurrency: TensorRT requires each execution context in concurrent use to have its own optimisation profile.
-So there is one execution context per profile (created on first use, bound to its profile once), each behind its
-own lock: calls on different profiles run concurrently, calls on the same profile take turns. `thread_safe = True`.
+Concurrency: an execution context's memory is in use from `execute_async_v3` until its work on the stream ends, and
+contexts in concurrent use need distinct optimisation profiles. So there is one execution context per profile
+(created on first use, bound to its profile once), each behind its own lock, and every call enqueues on the one
+stream of the engine: two calls on one profile take turns on the lock and their work runs in stream order, so the
+second never overwrites context memory the first still uses. `thread_safe = True`.
 
-`TensorRTRunner` is the `runtime.base.Runner` for manifests of kind "trt": the base validates inputs against the
-manifest (the union of the engine's profiles); the engine then refuses, in one `InputError` line, a shape that
-falls between profiles. Loading fails with one `LoadError` line where TensorRT or a GPU is missing, or where the
-engine was built with another TensorRT version or on another GPU model.
+`TensorRTRunner` is the `runtime.base.Runner` for manifests of kind "trt" (`TensorRTRTXRunner`: "trt-rtx"). Before
+anything is read it refuses, in one `LoadError` line, what cannot run here: the API module missing, no CUDA GPU, a
+GPU whose compute capability the engine was not built for (TensorRT: the build GPU's; TensorRT-RTX: the manifest's
+targets, by default 8.6/8.9/12.0), or an engine of another TensorRT(-RTX) version.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from export.manifest import Manifest
 from export.wrapper import INPUT_NAMES, OUTPUT_NAMES
 from models.errors import InputError
 
@@ -49,13 +60,156 @@ TORCH_DTYPES: dict[str, torch.dtype] = {
 }
 
 
-def require_tensorrt() -> None:
-    """LoadError (one line) when the TensorRT bindings or a CUDA GPU are missing."""
-    from export.trt_engine import cuda_unavailable, tensorrt_unavailable
+@dataclass(frozen=True)
+class TensorRTAPI:
+    """One TensorRT flavour: what differs between TensorRT and TensorRT-RTX for this bundle (nothing else does).
 
-    reason = tensorrt_unavailable() or cuda_unavailable()
-    if reason:
-        raise LoadError(reason)
+    kind: the artifact kind; label: its name in messages; modules: imported in order, the last one is the API
+    (`tensorrt`, or `tensorrt_rtx_libs` which loads the libraries, then `tensorrt_rtx_bindings`); install: how to
+    get it; builds_without_gpu: TensorRT-RTX compiles ahead of time on any machine, TensorRT builds on the GPU it
+    runs on; explicit_strong_typing: TensorRT 10 needs the STRONGLY_TYPED network flag (11 ignores it), TensorRT-RTX
+    networks are always strongly typed and take `create_network(0)`; targets: compute capabilities an engine can be
+    built for (TensorRT-RTX's `ComputeCapability`), default_targets: those it targets when none are asked for
+    (NVIDIA's TensorRT-RTX support matrix: 8.6, 8.9, 12.0; Turing 7.5 only when asked for).
+    """
+
+    kind: str
+    label: str
+    modules: tuple[str, ...]
+    install: str
+    builds_without_gpu: bool
+    explicit_strong_typing: bool
+    targets: tuple[str, ...] = ()
+    default_targets: tuple[str, ...] = ()
+    runtime_cache: bool = False  # TensorRT-RTX: IRuntimeConfig/IRuntimeCache keep the kernels it compiles at load
+    distributions: tuple[str, ...] = ()  # pip distributions whose versions the manifest records (those installed)
+
+    def module(self) -> ModuleType:
+        """The API module (ImportError/OSError when it is not installed or its libraries do not load)."""
+        module = None
+        for name in self.modules:
+            module = importlib.import_module(name)
+        assert module is not None
+        return module
+
+    def unavailable(self) -> str | None:
+        """None if the Python API imports with its native libraries, else one line saying why not."""
+        try:
+            module = self.module()
+        except ImportError as exc:
+            return f"{self.label} is not installed: {exc} ({self.install})"
+        except Exception as exc:  # the bindings exist but the native library does not load
+            return f"{self.label} is not installed: import {self.modules[-1]} failed ({type(exc).__name__}: {exc})"
+        if not hasattr(module, "Builder"):
+            # Only the tensorrt-stubs wheel's `tensorrt/__init__.pyi` is there: Python imports it as an empty namespace.
+            return (
+                f"{self.label} is not installed: `import {self.modules[-1]}` finds only type stubs, not the bindings "
+                f"({self.install})"
+            )
+        return None
+
+    def version(self) -> str:
+        return str(self.module().__version__)
+
+
+TRT = TensorRTAPI(
+    kind="trt",
+    label="TensorRT",
+    modules=("tensorrt",),
+    install="TensorRT 10.x/11.x: pip install tensorrt from NVIDIA's package index; where it cannot be installed, "
+    "`make export-trt-rtx` builds a TensorRT-RTX engine on any machine",
+    builds_without_gpu=False,
+    explicit_strong_typing=True,
+    distributions=("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
+)
+TRT_RTX = TensorRTAPI(
+    kind="trt-rtx",
+    label="TensorRT-RTX",
+    modules=("tensorrt_rtx_libs", "tensorrt_rtx_bindings"),
+    install="pip install --no-deps tensorrt-rtx-cu12-libs tensorrt-rtx-cu12-bindings (`make venv` does)",
+    builds_without_gpu=True,
+    explicit_strong_typing=False,
+    targets=("7.5", "8.0", "8.6", "8.9", "12.0", "12.1"),
+    default_targets=("8.6", "8.9", "12.0"),
+    runtime_cache=True,
+    distributions=("tensorrt-rtx-cu12-bindings", "tensorrt-rtx-cu12-libs"),
+)
+# TensorRT-RTX compiles its kernels when an engine is loaded; with this variable set to a file, the runner loads the
+# compiled kernels from it (when they fit this GPU, driver and version) and writes them back on close().
+RUNTIME_CACHE_ENV = "ONEVISION_TRT_RTX_RUNTIME_CACHE"
+APIS = {api.kind: api for api in (TRT, TRT_RTX)}
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace `path` atomically (a concurrent reader never sees half a cache file)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cuda_unavailable(what: str = "a TensorRT engine") -> str | None:
+    if not torch.cuda.is_available():
+        return f"no CUDA GPU: torch {torch.__version__} sees no CUDA device, and {what} runs on one"
+    return None
+
+
+def gpu_info(device: int | None = None) -> dict[str, str | int]:
+    index = torch.cuda.current_device() if device is None else device
+    major, minor = torch.cuda.get_device_capability(index)
+    return {"name": torch.cuda.get_device_name(index), "compute_capability": f"{major}.{minor}", "index": index}
+
+
+def runnable_here(api: TensorRTAPI, manifest: Manifest, device: torch.device) -> str | None:
+    """None if an engine with this manifest can run on `device` here, else one line naming what is missing.
+
+    Checked in the order a user fixes them: the API module, a CUDA GPU, its compute capability, the version.
+    """
+    missing = api.unavailable()
+    if missing:
+        return missing
+    if device.type != "cuda":
+        return f"a {api.label} engine runs on a CUDA GPU, not {device}"
+    extra = manifest.extra.get("tensorrt", {})
+    if not torch.cuda.is_available():
+        if api.builds_without_gpu:
+            targets = "/".join(extra.get("targets") or api.default_targets)
+            return (
+                f"no CUDA GPU: torch {torch.__version__} sees no CUDA device; this {api.label} engine runs on a GPU "
+                f"of compute capability {targets}"
+            )
+        return cuda_unavailable(f"a {api.label} engine")
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(index)
+    here, name = f"{major}.{minor}", torch.cuda.get_device_name(index)
+    if api.builds_without_gpu:
+        built_for = [str(t) for t in extra.get("targets") or api.default_targets]
+        if here not in built_for:
+            return (
+                f"{name} has compute capability {here}; this {api.label} engine was built for {'/'.join(built_for)} "
+                f"(rebuild with --option targets={here} if {api.label} supports it)"
+            )
+    else:
+        gpu = manifest.extra.get("gpu", {})
+        built = gpu.get("compute_capability")
+        if built and built != here:
+            return (
+                f"engine built on {gpu.get('name')} (compute capability {built}), this GPU is {name} ({here}): "
+                f"rebuild it here"
+            )
+    built_version = str(extra.get("version", ""))
+    if built_version and built_version != api.version():
+        return (
+            f"engine built with {api.label} {built_version}, this is {api.label} {api.version()}; an engine runs "
+            f"only with the version that built it: rebuild it here (python -m export {api.kind})"
+        )
+    return None
 
 
 def _tuple(dims: trt.Dims) -> tuple[int, ...]:
@@ -74,12 +228,20 @@ class _Slot:
 class TensorRTEngine:
     """A deserialized engine on one CUDA device: `engine.run(pixel_values, patch_positions) -> last_hidden_state`."""
 
-    def __init__(self, path: str | Path, device: torch.device) -> None:
-        require_tensorrt()
-        import tensorrt as trt
+    def __init__(
+        self, path: str | Path, device: torch.device, api: TensorRTAPI = TRT, runtime_cache: str | None = None
+    ) -> None:
+        reason = api.unavailable() or cuda_unavailable(f"a {api.label} engine")
+        if reason:
+            raise LoadError(f"{path}: {reason}")
+        if TYPE_CHECKING:  # TensorRT-RTX mirrors TensorRT's API: both are checked against tensorrt-stubs
+            import tensorrt as trt
+        else:
+            trt = api.module()
 
         if device.type != "cuda":
-            raise LoadError(f"{path}: a TensorRT engine runs on a CUDA device, not {device}")
+            raise LoadError(f"{path}: a {api.label} engine runs on a CUDA device, not {device}")
+        self.api = api
         self.path = Path(path)
         self.device = device
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -88,11 +250,15 @@ class TensorRTEngine:
             engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
             if engine is None:
                 raise LoadError(
-                    f"{self.path}: TensorRT {trt.__version__} cannot deserialize this engine (built with another "
+                    f"{self.path}: {api.label} {trt.__version__} cannot deserialize this engine (built with another "
                     "TensorRT version or for another GPU? its log above says why)"
                 )
             self.engine: trt.ICudaEngine = engine
             self.stream = torch.cuda.Stream(device)
+            self._runtime_config: Any = None
+            self.runtime_cache = {"path": runtime_cache, "loaded": False}
+            if runtime_cache:
+                self._open_runtime_cache(runtime_cache)
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.dtypes: dict[str, torch.dtype] = {}
@@ -117,6 +283,20 @@ class TensorRTEngine:
             self.profiles.append(ranges)
         self._slots = [_Slot(k) for k in range(len(self.profiles))]
 
+    def _open_runtime_cache(self, path: str) -> None:
+        """TensorRT-RTX only (IRuntimeConfig/IRuntimeCache are not in TensorRT 10's API, hence Any): one cache for
+        every context, filled from `path` when its kernels fit this GPU, driver and version."""
+        if not self.api.runtime_cache:
+            raise LoadError(f"{self.path}: a runtime cache is a TensorRT-RTX feature, not {self.api.label}'s")
+        rtx_engine: Any = self.engine
+        config = rtx_engine.create_runtime_config()
+        cache = config.create_runtime_cache()
+        data = Path(path).read_bytes() if Path(path).is_file() else b""
+        self.runtime_cache["loaded"] = bool(data) and bool(cache.deserialize(data))
+        if not config.set_runtime_cache(cache):
+            raise LoadError(f"{self.path}: {self.api.label} refused the runtime cache {path}")
+        self._runtime_config, self._cache = config, cache
+
     def select_profile(self, shapes: dict[str, tuple[int, ...]]) -> int:
         """The first optimisation profile whose min/max contain every input shape; InputError if none does."""
         for k, ranges in enumerate(self.profiles):
@@ -135,7 +315,11 @@ class TensorRTEngine:
 
     def _context(self, slot: _Slot) -> trt.IExecutionContext:
         if slot.context is None:
-            context = self.engine.create_execution_context()
+            if self._runtime_config is not None:  # TensorRT-RTX with a runtime cache (not in tensorrt-stubs: Any)
+                rtx_engine: Any = self.engine
+                context = rtx_engine.create_execution_context(self._runtime_config)
+            else:
+                context = self.engine.create_execution_context()
             if context is None:
                 raise RuntimeError(f"{self.path}: TensorRT could not create an execution context (out of GPU memory?)")
             if slot.index != 0 and not context.set_optimization_profile_async(slot.index, self.stream.cuda_stream):
@@ -182,33 +366,27 @@ class TensorRTEngine:
         for slot in self._slots:
             with slot.lock:
                 slot.context = None
+        if self._runtime_config is not None and self.runtime_cache["path"]:
+            write_atomic(str(self.runtime_cache["path"]), bytes(memoryview(self._cache.serialize())))
 
 
 class TensorRTRunner(Runner):
-    kind = "trt"
-    thread_safe = True  # one execution context per optimisation profile, each behind its own lock
+    kind: ClassVar[str] = "trt"
+    api: ClassVar[TensorRTAPI] = TRT
+    thread_safe = True  # one execution context per optimisation profile, each behind its own lock, one stream
+
+    def __init__(self, path: str | os.PathLike[str], manifest: Manifest, device: str | torch.device | None = None):
+        # Refuse before Runner resolves the device, so the line names what is missing for this engine.
+        wanted = torch.device(device if device is not None else manifest.device)
+        reason = runnable_here(self.api, manifest, wanted)
+        if reason:
+            raise LoadError(f"{path}: {reason}")
+        super().__init__(path, manifest, device)
 
     def _load(self) -> None:
-        require_tensorrt()
-        import tensorrt as trt
-
-        built = str(self.manifest.extra.get("tensorrt", {}).get("version", ""))
-        if built and built != trt.__version__:
-            raise LoadError(
-                f"{self.path}: engine built with TensorRT {built}, this is TensorRT {trt.__version__}; an engine runs "
-                "only with the version that built it: rebuild it here (python -m export trt)"
-            )
-        if self.device.type != "cuda":
-            raise LoadError(f"{self.path}: a TensorRT engine runs on a CUDA GPU, not {self.device}")
-        gpu = self.manifest.extra.get("gpu", {})
-        major, minor = torch.cuda.get_device_capability(self.device)
-        if gpu.get("compute_capability") and gpu["compute_capability"] != f"{major}.{minor}":
-            raise LoadError(
-                f"{self.path}: engine built on {gpu.get('name')} (compute capability {gpu['compute_capability']}), "
-                f"this GPU is {torch.cuda.get_device_name(self.device)} ({major}.{minor}): rebuild it here"
-            )
-        self._engine = TensorRTEngine(self.path, self.device)
-        self.provider = f"tensorrt-{trt.__version__}"
+        cache = os.environ.get(RUNTIME_CACHE_ENV) if self.api.runtime_cache else None
+        self._engine = TensorRTEngine(self.path, self.device, self.api, runtime_cache=cache or None)
+        self.provider = f"{self.api.kind}-{self.api.version()}"
 
     def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
         return self._engine.run(pixel_values, patch_positions)
@@ -217,3 +395,10 @@ class TensorRTRunner(Runner):
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.close()
+
+
+class TensorRTRTXRunner(TensorRTRunner):
+    """The same runner for TensorRT-RTX engines (compiled ahead of time for the manifest's compute capabilities)."""
+
+    kind: ClassVar[str] = "trt-rtx"
+    api: ClassVar[TensorRTAPI] = TRT_RTX

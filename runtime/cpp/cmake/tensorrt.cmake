@@ -1,4 +1,5 @@
-# TensorRT engine runner (kind "trt") for onevision_runtime: src/trt_runner.cpp, include/onevision/trt_runner.h.
+# TensorRT engine runner: library onevision_trt (src/trt_runner.cpp, include/onevision/trt_runner.h: TensorRT + CUDA
+# runtime, no libtorch) and, with a CUDA libtorch, kinds "trt"/"trt-rtx" in onevision_runtime (src/trt_backend.cpp).
 # Included by ../CMakeLists.txt. ONEVISION_WITH_TENSORRT:
 #   AUTO  build it when NvInfer.h, libnvinfer and the CUDA toolkit are found; otherwise say so and build without it
 #   ON    build it; stop with an error naming what is missing
@@ -13,7 +14,8 @@ endif()
 
 set(TENSORRT_ROOT "$ENV{TENSORRT_ROOT}" CACHE PATH "TensorRT install folder (include/NvInfer.h, lib/libnvinfer.so)")
 find_path(TENSORRT_INCLUDE_DIR NvInfer.h HINTS "${TENSORRT_ROOT}" PATH_SUFFIXES include)
-find_library(TENSORRT_NVINFER_LIBRARY nvinfer HINTS "${TENSORRT_ROOT}" PATH_SUFFIXES lib lib64)
+# libnvinfer (TensorRT 10/11: runs trt engines) or TensorRT-RTX's libtensorrt_rtx (runs trt-rtx engines): same API.
+find_library(TENSORRT_NVINFER_LIBRARY NAMES nvinfer tensorrt_rtx HINTS "${TENSORRT_ROOT}" PATH_SUFFIXES lib lib64)
 find_package(CUDAToolkit QUIET)
 
 set(_onevision_trt_missing "")
@@ -35,8 +37,22 @@ if(_onevision_trt_missing)
   message(FATAL_ERROR "ONEVISION_WITH_TENSORRT=ON, but not found: ${_onevision_trt_missing} (set TENSORRT_ROOT)")
 endif()
 
-target_sources(onevision_runtime PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../src/trt_runner.cpp)
-target_include_directories(onevision_runtime PUBLIC ${TENSORRT_INCLUDE_DIR})
-target_link_libraries(onevision_runtime PUBLIC ${TENSORRT_NVINFER_LIBRARY} CUDA::cudart)
+# The engine runner itself needs TensorRT and the CUDA runtime only (no libtorch): its own library.
+add_library(onevision_trt STATIC ${CMAKE_CURRENT_LIST_DIR}/../src/trt_runner.cpp)
+target_include_directories(onevision_trt PUBLIC ${CMAKE_CURRENT_LIST_DIR}/../include ${TENSORRT_INCLUDE_DIR})
+target_link_libraries(onevision_trt PUBLIC ${TENSORRT_NVINFER_LIBRARY} CUDA::cudart)
+set_target_properties(onevision_trt PROPERTIES POSITION_INDEPENDENT_CODE ON)
+install(TARGETS onevision_trt)
+
+# onevision::Runner's `kind: trt` / `trt-rtx` backend reads the caller's CUDA stream: it needs a CUDA libtorch.
+# (The CPU torch wheel ships some c10/cuda headers but not all, and no libc10_cuda: the library is the test.)
+find_library(ONEVISION_C10_CUDA_LIBRARY c10_cuda HINTS "${TORCH_INSTALL_PREFIX}/lib" NO_DEFAULT_PATH)
+if(NOT ONEVISION_C10_CUDA_LIBRARY)
+  message(STATUS "TensorRT runner: library onevision_trt only (this libtorch has no CUDA: onevision::Runner does "
+                 "not take kind trt)")
+  return()
+endif()
+target_sources(onevision_runtime PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../src/trt_backend.cpp)
+target_link_libraries(onevision_runtime PUBLIC onevision_trt)
 target_compile_definitions(onevision_runtime PUBLIC ONEVISION_WITH_TENSORRT)
 message(STATUS "TensorRT runner: on (${TENSORRT_NVINFER_LIBRARY})")

@@ -224,14 +224,15 @@ Runner::Runner(const std::string& artifact_in, const std::string& device, bool v
   if (manifest_.kind == "aoti") {
     backend_ = make_aoti_backend(artifact, manifest_, device_);
 #ifdef ONEVISION_WITH_TENSORRT
-  } else if (manifest_.kind == "trt") {
+  } else if (manifest_.kind == "trt" || manifest_.kind == "trt-rtx") {
+    // The engine deserializes with the library this build links: libnvinfer for trt, TensorRT-RTX's for trt-rtx.
     backend_ = make_tensorrt_backend(artifact, manifest_, device_);
 #endif
   } else {
     throw ArtifactError(artifact + ": kind '" + manifest_.kind +
                         "' cannot run in C++ (this build runs: aoti"
 #ifdef ONEVISION_WITH_TENSORRT
-                        ", trt"
+                        ", trt, trt-rtx"
 #endif
                         "; torch.export .pt2 and ONNX artifacts run from Python: runtime.load)");
   }

@@ -1,8 +1,5 @@
-// TensorRT engine runner (see include/onevision/trt_runner.h) and the `kind: trt` backend of onevision::Runner.
+// TensorRT engine runner (see include/onevision/trt_runner.h): TensorRT + the CUDA runtime API, no libtorch.
 #include "onevision/trt_runner.h"
-
-#include <ATen/ATen.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <fstream>
@@ -10,13 +7,12 @@
 #include <iterator>
 #include <stdexcept>
 
-#include "onevision/runtime.h"
-
 namespace onevision {
 namespace {
 
 const char* const kPixels = "pixel_values";
 const char* const kPositions = "patch_positions";
+constexpr uintptr_t kAlignment = 256;  // what setTensorAddress requires of every I/O pointer
 
 void check_cuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
@@ -32,18 +28,6 @@ nvinfer1::Dims to_dims(const Shape& shape) {
 
 Shape to_shape(const nvinfer1::Dims& dims) { return Shape(dims.d, dims.d + std::max(dims.nbDims, 0)); }
 
-int64_t numel(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-std::string str(const Shape& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 bool inside(const Shape& shape, const Shape& lo, const Shape& hi) {
   if (shape.size() != lo.size()) return false;
   for (size_t i = 0; i < shape.size(); ++i)
@@ -51,10 +35,31 @@ bool inside(const Shape& shape, const Shape& lo, const Shape& hi) {
   return true;
 }
 
+ElementType from_trt(nvinfer1::DataType type) {
+  switch (type) {
+    case nvinfer1::DataType::kFLOAT: return ElementType::kFloat32;
+    case nvinfer1::DataType::kHALF: return ElementType::kFloat16;
+    case nvinfer1::DataType::kBF16: return ElementType::kBFloat16;
+    case nvinfer1::DataType::kINT64: return ElementType::kInt64;
+    case nvinfer1::DataType::kINT32: return ElementType::kInt32;
+    case nvinfer1::DataType::kUINT8: return ElementType::kUInt8;
+    case nvinfer1::DataType::kBOOL: return ElementType::kBool;
+    default: throw std::invalid_argument("unsupported TensorRT I/O type " + std::to_string(static_cast<int>(type)));
+  }
+}
+
+void check_view(const TensorView& view, const char* name, ElementType expected) {
+  if (view.type != expected)
+    throw std::invalid_argument(std::string(name) + ": the engine takes " + element_name(expected) + ", got " +
+                                element_name(view.type));
+  if (reinterpret_cast<uintptr_t>(view.data) % kAlignment)
+    throw std::invalid_argument(std::string(name) + ": device pointer not 256-byte aligned");
+}
+
 // Device memory freed on scope exit (run_host).
 struct DeviceBuffer {
   void* ptr = nullptr;
-  explicit DeviceBuffer(size_t bytes) { check_cuda(cudaMalloc(&ptr, bytes), "cudaMalloc"); }
+  explicit DeviceBuffer(size_t bytes) { check_cuda(cudaMalloc(&ptr, std::max<size_t>(bytes, 1)), "cudaMalloc"); }
   ~DeviceBuffer() { cudaFree(ptr); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -62,18 +67,15 @@ struct DeviceBuffer {
 
 }  // namespace
 
-size_t element_size(nvinfer1::DataType type) {
-  switch (type) {
-    case nvinfer1::DataType::kFLOAT: case nvinfer1::DataType::kINT32: return 4;
-    case nvinfer1::DataType::kHALF: case nvinfer1::DataType::kBF16: return 2;
-    case nvinfer1::DataType::kINT64: return 8;
-    case nvinfer1::DataType::kINT8: case nvinfer1::DataType::kUINT8: case nvinfer1::DataType::kBOOL: return 1;
-    default: throw std::invalid_argument("unsupported TensorRT I/O type " + std::to_string(static_cast<int>(type)));
-  }
-}
-
 void TrtEngine::Logger::log(Severity severity, nvinfer1::AsciiChar const* msg) noexcept {
   if (severity <= Severity::kWARNING) std::cerr << "[TensorRT] " << msg << '\n';
+}
+
+TrtEngine::Slot::~Slot() {
+  context.reset();  // before the stream its work ran on
+  if (done) cudaEventDestroy(done);
+  if (ready) cudaEventDestroy(ready);
+  if (stream) cudaStreamDestroy(stream);
 }
 
 TrtEngine::TrtEngine(const std::string& path, int device) : device_(device) {
@@ -107,8 +109,8 @@ TrtEngine::TrtEngine(const std::string& path, int device) : device_(device) {
 
 TrtEngine::~TrtEngine() = default;
 
-nvinfer1::DataType TrtEngine::tensor_type(const std::string& name) const {
-  return engine_->getTensorDataType(name.c_str());
+ElementType TrtEngine::tensor_type(const std::string& name) const {
+  return from_trt(engine_->getTensorDataType(name.c_str()));
 }
 
 int TrtEngine::select_profile(const Shape& pixel_shape, const Shape& position_shape) const {
@@ -119,141 +121,80 @@ int TrtEngine::select_profile(const Shape& pixel_shape, const Shape& position_sh
   return -1;
 }
 
-Shape TrtEngine::run(const void* pixels, const Shape& pixel_shape, const void* positions, const Shape& position_shape,
-                     const std::function<void*(const Shape&)>& alloc, cudaStream_t stream) {
-  const int k = select_profile(pixel_shape, position_shape);
+int TrtEngine::profile_for(const TensorView& pixels, const TensorView& positions) const {
+  const int k = select_profile(pixels.shape, positions.shape);
   if (k < 0)
-    throw std::invalid_argument("no optimisation profile of the engine covers pixel_values " + str(pixel_shape) +
-                                ", patch_positions " + str(position_shape));
+    throw std::invalid_argument("no optimisation profile of the engine covers pixel_values " +
+                                shape_str(pixels.shape) + ", patch_positions " + shape_str(positions.shape));
+  return k;
+}
+
+void TrtEngine::open_slot(Slot& slot, int profile) {
+  if (slot.context) return;
+  check_cuda(cudaStreamCreateWithFlags(&slot.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_cuda(cudaEventCreateWithFlags(&slot.ready, cudaEventDisableTiming), "cudaEventCreate");
+  check_cuda(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming), "cudaEventCreate");
+  std::unique_ptr<nvinfer1::IExecutionContext> context(engine_->createExecutionContext());
+  if (!context) throw std::runtime_error("TensorRT: createExecutionContext failed (out of GPU memory?)");
+  if (profile != 0 && !context->setOptimizationProfileAsync(profile, slot.stream))
+    throw std::runtime_error("TensorRT refused optimisation profile " + std::to_string(profile));
+  slot.context = std::move(context);
+}
+
+TensorView TrtEngine::run(const TensorView& pixels, const TensorView& positions,
+                          const std::function<void*(const Shape&)>& alloc, cudaStream_t producer) {
+  check_view(pixels, kPixels, tensor_type(kPixels));
+  check_view(positions, kPositions, tensor_type(kPositions));
+  const int k = profile_for(pixels, positions);
   Slot& slot = *slots_[k];
+  // Held until the work enqueued below has finished: the context's memory is in use until then.
   std::lock_guard<std::mutex> lock(slot.mutex);
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-  if (!slot.context) {
-    slot.context.reset(engine_->createExecutionContext());
-    if (!slot.context) throw std::runtime_error("TensorRT: createExecutionContext failed (out of GPU memory?)");
-    if (k != 0 && !slot.context->setOptimizationProfileAsync(k, stream))
-      throw std::runtime_error("TensorRT refused optimisation profile " + std::to_string(k));
+  open_slot(slot, k);
+  // The inputs were written on `producer`: the profile's stream starts after that (recorded now, not earlier).
+  if (producer != slot.stream) {
+    check_cuda(cudaEventRecord(slot.ready, producer), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(slot.stream, slot.ready, 0), "cudaStreamWaitEvent");
   }
   nvinfer1::IExecutionContext& context = *slot.context;
-  if (!context.setInputShape(kPixels, to_dims(pixel_shape)) ||
-      !context.setInputShape(kPositions, to_dims(position_shape)))
-    throw std::invalid_argument("TensorRT refused input shapes " + str(pixel_shape) + ", " + str(position_shape));
-  if (!context.setInputTensorAddress(kPixels, pixels) || !context.setInputTensorAddress(kPositions, positions))
-    throw std::runtime_error("TensorRT refused an input address (not 256-byte aligned?)");
-  const Shape out_shape = to_shape(context.getTensorShape(output_.c_str()));
-  for (int64_t d : out_shape)
-    if (d < 0) throw std::runtime_error("TensorRT could not infer the output shape " + str(out_shape));
-  if (!context.setTensorAddress(output_.c_str(), alloc(out_shape)))
-    throw std::runtime_error("TensorRT refused the output address");
-  if (!context.enqueueV3(stream)) throw std::runtime_error("TensorRT enqueueV3 failed (see the [TensorRT] lines)");
-  return out_shape;
+  if (!context.setInputShape(kPixels, to_dims(pixels.shape)) ||
+      !context.setInputShape(kPositions, to_dims(positions.shape)))
+    throw std::invalid_argument("TensorRT refused input shapes " + shape_str(pixels.shape) + ", " +
+                                shape_str(positions.shape));
+  if (!context.setInputTensorAddress(kPixels, pixels.data) || !context.setInputTensorAddress(kPositions, positions.data))
+    throw std::runtime_error("TensorRT refused an input address");
+  TensorView out;
+  out.shape = to_shape(context.getTensorShape(output_.c_str()));
+  out.type = tensor_type(output_);
+  for (int64_t d : out.shape)
+    if (d < 0) throw std::runtime_error("TensorRT could not infer the output shape " + shape_str(out.shape));
+  out.data = alloc(out.shape);
+  if (!context.setTensorAddress(output_.c_str(), out.data))
+    throw std::runtime_error("TensorRT refused the output address (not 256-byte aligned?)");
+  if (!context.enqueueV3(slot.stream)) throw std::runtime_error("TensorRT enqueueV3 failed (see the [TensorRT] lines)");
+  check_cuda(cudaEventRecord(slot.done, slot.stream), "cudaEventRecord");
+  check_cuda(cudaEventSynchronize(slot.done), "cudaEventSynchronize");  // then the lock is released
+  return out;
 }
 
-Shape TrtEngine::run_host(const void* pixels, const Shape& pixel_shape, const int64_t* positions,
-                          const Shape& position_shape, std::vector<uint8_t>& out) {
-  if (tensor_type(kPositions) != nvinfer1::DataType::kINT64)
-    throw std::runtime_error("run_host expects the engine's int64 patch_positions input");
+Shape TrtEngine::run_host(const TensorView& pixels, const TensorView& positions, std::vector<uint8_t>& out) {
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-  cudaStream_t stream = nullptr;
-  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  std::unique_ptr<CUstream_st, decltype(&cudaStreamDestroy)> stream_guard(stream, &cudaStreamDestroy);
-  const size_t pixel_bytes = numel(pixel_shape) * element_size(tensor_type(kPixels));
-  const size_t position_bytes = numel(position_shape) * sizeof(int64_t);
-  DeviceBuffer d_pixels(pixel_bytes), d_positions(position_bytes);
+  profile_for(pixels, positions);  // refuse before allocating
+  DeviceBuffer d_pixels(pixels.nbytes()), d_positions(positions.nbytes());
+  // Synchronous copies: the inputs are on the device before run() orders its stream after the legacy stream.
+  check_cuda(cudaMemcpy(d_pixels.ptr, pixels.data, pixels.nbytes(), cudaMemcpyHostToDevice), "cudaMemcpy");
+  check_cuda(cudaMemcpy(d_positions.ptr, positions.data, positions.nbytes(), cudaMemcpyHostToDevice), "cudaMemcpy");
   std::unique_ptr<DeviceBuffer> d_out;
-  check_cuda(cudaMemcpyAsync(d_pixels.ptr, pixels, pixel_bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
-  check_cuda(cudaMemcpyAsync(d_positions.ptr, positions, position_bytes, cudaMemcpyHostToDevice, stream),
-             "cudaMemcpyAsync");
-  const size_t out_elem = element_size(tensor_type(output_));
-  const Shape out_shape = run(
-      d_pixels.ptr, pixel_shape, d_positions.ptr, position_shape,
+  const TensorView result = run(
+      {d_pixels.ptr, pixels.shape, pixels.type}, {d_positions.ptr, positions.shape, positions.type},
       [&](const Shape& shape) {
-        d_out = std::make_unique<DeviceBuffer>(numel(shape) * out_elem);
+        d_out = std::make_unique<DeviceBuffer>(static_cast<size_t>(numel(shape)) * element_size(output_type()));
         return d_out->ptr;
       },
-      stream);
-  out.resize(numel(out_shape) * out_elem);
-  check_cuda(cudaMemcpyAsync(out.data(), d_out->ptr, out.size(), cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
-  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  return out_shape;
-}
-
-namespace {
-
-c10::ScalarType torch_type(nvinfer1::DataType type) {
-  switch (type) {
-    case nvinfer1::DataType::kFLOAT: return at::kFloat;
-    case nvinfer1::DataType::kHALF: return at::kHalf;
-    case nvinfer1::DataType::kBF16: return at::kBFloat16;
-    case nvinfer1::DataType::kINT64: return at::kLong;
-    case nvinfer1::DataType::kINT32: return at::kInt;
-    default: throw ArtifactError("engine output type " + std::to_string(static_cast<int>(type)) + " has no torch dtype");
-  }
-}
-
-// kind "trt" for onevision::Runner: validated CUDA tensors in, bound by pointer (no copies).
-class TensorRTBackend : public Backend {
- public:
-  TensorRTBackend(const std::string& path, const Manifest& manifest, const c10::Device& device) : device_(device) {
-    if (!device.is_cuda()) throw ArtifactError(path + ": a TensorRT engine runs on a CUDA device, not " + device.str());
-    try {
-      engine_ = std::make_unique<TrtEngine>(path, device.index());
-    } catch (const std::exception& e) {
-      throw ArtifactError(e.what());
-    }
-    if (engine_->tensor_type(kPixels) != engine_type_of(manifest.precision))
-      throw ArtifactError(path + ": the engine's pixel_values type does not match precision " + manifest.precision);
-    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-    provider_ = "tensorrt-" + std::to_string(getInferLibVersion());  // e.g. 101300 for 10.13.0
-  }
-  ~TensorRTBackend() override { cudaStreamDestroy(stream_); }
-
-  at::Tensor run(const at::Tensor& pixel_values, const at::Tensor& patch_positions) override {
-    // Our stream starts after the caller's (the inputs were written there) and is synchronised before returning.
-    const cudaStream_t caller = c10::cuda::getCurrentCUDAStream(device_.index()).stream();
-    cudaEvent_t ready = nullptr;
-    check_cuda(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming), "cudaEventCreate");
-    cudaEventRecord(ready, caller);
-    cudaStreamWaitEvent(stream_, ready, 0);
-    cudaEventDestroy(ready);
-    const at::Tensor positions = patch_positions.to(torch_type(engine_->tensor_type(kPositions))).contiguous();
-    at::Tensor out;
-    const auto options = pixel_values.options().dtype(torch_type(engine_->tensor_type(engine_->output_name())));
-    try {
-      engine_->run(
-          pixel_values.data_ptr(), pixel_values.sizes().vec(), positions.data_ptr(), positions.sizes().vec(),
-          [&](const Shape& shape) {
-            out = at::empty(shape, options);
-            return out.data_ptr();
-          },
-          stream_);
-    } catch (const std::invalid_argument& e) {
-      throw InputError(e.what());
-    }
-    check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-    return out;
-  }
-
-  std::string provider() const override { return provider_; }
-
- private:
-  static nvinfer1::DataType engine_type_of(const std::string& precision) {
-    if (precision == "bf16") return nvinfer1::DataType::kBF16;
-    if (precision == "fp16") return nvinfer1::DataType::kHALF;
-    return nvinfer1::DataType::kFLOAT;
-  }
-
-  c10::Device device_;
-  std::unique_ptr<TrtEngine> engine_;
-  cudaStream_t stream_ = nullptr;
-  std::string provider_;
-};
-
-}  // namespace
-
-std::unique_ptr<Backend> make_tensorrt_backend(const std::string& path, const Manifest& manifest,
-                                               const c10::Device& device) {
-  return std::make_unique<TensorRTBackend>(path, manifest, device);
+      cudaStreamLegacy);
+  out.resize(result.nbytes());
+  check_cuda(cudaMemcpy(out.data(), result.data, out.size(), cudaMemcpyDeviceToHost), "cudaMemcpy");
+  return result.shape;
 }
 
 }  // namespace onevision

@@ -2,17 +2,22 @@
 //
 //   onevision_run --artifact artifacts/aoti-fp32-image-448.pt2
 //                 --pixel-values pv.npy --positions pos.npy --out out.npy [--device cpu|cuda[:N]] [--repeat N]
+//                 [--threads N]
 //
 // pv.npy: (B, 3, T, H, W) or (B, 3, H, W) float32 (fp32 and bf16 artifacts; bf16 rounds to nearest even) or float16
 // (fp16 artifacts). pos.npy: (B, L, 3) int64 or int32. out.npy: (B, L, hidden) float32 (fp32, bf16) or float16.
-// Exit status: 0 ok, 1 unexpected failure, 2 bad usage or input (message names the input), 3 unusable artifact.
+// Exit status: 0 ok, 1 unexpected failure, 2 bad usage or input (message names the input), 3 unusable artifact,
+// 4 --threads found an output that differs from the sequential run of the same input.
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <iostream>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "onevision/npy.h"
 #include "onevision/runtime.h"
@@ -21,7 +26,7 @@ namespace {
 
 const char* kUsage =
     "usage: onevision_run --artifact FILE --pixel-values PV.npy --positions POS.npy --out OUT.npy\n"
-    "                     [--device cpu|cuda|cuda:N] [--repeat N] [--no-verify] [--quiet]\n"
+    "                     [--device cpu|cuda|cuda:N] [--repeat N] [--threads N] [--no-verify] [--quiet]\n"
     "  --artifact      AOTInductor package (.pt2) with its manifest FILE.json beside it\n"
     "  --pixel-values  (B, 3, T, H, W) or (B, 3, H, W) float32 .npy (float16 for fp16 artifacts; bf16 artifacts\n"
     "                  take float32 and round to bfloat16)\n"
@@ -29,6 +34,9 @@ const char* kUsage =
     "  --out           output .npy: (B, L, hidden) float32 (float16 for fp16 artifacts)\n"
     "  --device        default: the manifest's device\n"
     "  --repeat        run N times and report the mean latency (default 1)\n"
+    "  --threads       thread-safety check: N threads call the one runner at once, --repeat times each, each on its\n"
+    "                  own input (the pixel values scaled by 1 + k/N); every output must equal the sequential run of\n"
+    "                  that input bit for bit (exit 4 otherwise)\n"
     "  --no-verify     skip the artifact's sha256 check against its manifest\n";
 
 struct UsageError : std::runtime_error {
@@ -77,7 +85,7 @@ int main(int argc, char** argv) {
       } else if (a == "--quiet") {
         quiet = true;
       } else if (a == "--artifact" || a == "--pixel-values" || a == "--positions" || a == "--out" ||
-                 a == "--device" || a == "--repeat") {
+                 a == "--device" || a == "--repeat" || a == "--threads") {
         if (i + 1 >= argc) throw UsageError(a + " needs a value");
         args[a] = argv[++i];
       } else {
@@ -94,6 +102,8 @@ int main(int argc, char** argv) {
   try {
     const int repeat = args.count("--repeat") ? std::stoi(args["--repeat"]) : 1;
     if (repeat < 1) throw UsageError("--repeat must be >= 1");
+    const int threads = args.count("--threads") ? std::stoi(args["--threads"]) : 0;
+    if (args.count("--threads") && threads < 1) throw UsageError("--threads must be >= 1");
     auto t0 = std::chrono::steady_clock::now();
     onevision::Runner runner(args["--artifact"], args.count("--device") ? args["--device"] : "", verify);
     auto t1 = std::chrono::steady_clock::now();
@@ -118,6 +128,41 @@ int main(int argc, char** argv) {
       total_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count();
     }
     save(args["--out"], out);
+    if (threads > 0) {
+      // Each thread k runs its own input; the reference is the sequential run of that input on the same runner.
+      std::vector<at::Tensor> inputs, expected;
+      for (int k = 0; k < threads; ++k) {
+        const double scale = 1.0 + static_cast<double>(k) / threads;
+        inputs.push_back(k == 0 ? pv : (pv.to(c10::kFloat) * scale).to(pv.scalar_type()));
+        expected.push_back(runner(inputs.back(), pos).to(c10::kCPU));
+      }
+      std::atomic<int> mismatches{0}, failures{0};
+      std::atomic<bool> go{false};
+      std::vector<std::thread> pool;
+      for (int k = 0; k < threads; ++k)
+        pool.emplace_back([&, k] {
+          while (!go.load()) std::this_thread::yield();  // start together
+          for (int r = 0; r < repeat; ++r) {
+            try {
+              if (!at::equal(runner(inputs[k], pos).to(c10::kCPU), expected[k])) ++mismatches;
+            } catch (const std::exception& e) {
+              std::cerr << "onevision_run: thread " << k << ": " << e.what() << "\n";
+              ++failures;
+            }
+          }
+        });
+      go = true;
+      for (auto& t : pool) t.join();
+      if (failures) throw std::runtime_error(std::to_string(failures.load()) + " threaded call(s) failed");
+      if (mismatches) {
+        std::cerr << "onevision_run: threads " << threads << " x " << repeat << ": " << mismatches.load()
+                  << " output(s) differ from the sequential run of the same input\n";
+        return 4;
+      }
+      if (!quiet)
+        std::cout << "threads " << threads << " x " << repeat << ": all " << threads * repeat
+                  << " outputs identical to the sequential runs\n";
+    }
     if (!quiet) {
       std::cout << "artifact " << args["--artifact"] << " (" << runner.manifest().kind << ", "
                 << runner.manifest().precision << ", " << runner.provider() << " on " << runner.device().str()

@@ -1,14 +1,22 @@
-// TensorRT engine runner (TensorRT 10 C++ API, also valid on 11): load a `.engine` written by
-// `python -m export trt` and run it on one CUDA device. Built only with ONEVISION_WITH_TENSORRT (cmake/tensorrt.cmake).
+// TensorRT engine runner (TensorRT 10 and 11 C++ API; the same calls as TensorRT-RTX's): load a `.engine` written
+// by `python -m export trt` (or `trt-rtx`) and run it on one CUDA device. Needs TensorRT's NvInferRuntime.h, the
+// CUDA runtime API and the bundle's tensor view (tensor_view.h): no libtorch. CI compiles it against the public
+// TensorRT 10.13 and 11.1 headers (tests/test_trt_cpp_compile.py); onevision::Runner's `kind: trt` backend wraps it
+// (src/trt_backend.cpp, built with ONEVISION_WITH_TENSORRT and a CUDA libtorch).
 //
 //   onevision::TrtEngine engine("artifacts/trt-bf16-image-448.engine", /*device=*/0);
-//   Shape out = engine.run(d_pixels, {1, 3, 1, 448, 448}, d_positions, {1, 1024, 3}, alloc, stream);  // device ptrs
-//   Shape out = engine.run_host(pixels, {...}, positions, {...}, bytes);        // host buffers, synchronous
+//   TensorView out = engine.run(pixels, positions, alloc, producer);  // device views; returns when out is written
+//   Shape shape = engine.run_host(pixels, positions, bytes);           // host views in, host bytes out
 //
-// The optimisation profile is picked per call: the first whose [min, max] (read from the engine) contains both input
-// shapes. Each profile has its own execution context behind its own mutex (TensorRT requires contexts in concurrent
-// use to have distinct profiles), so run() is thread-safe. `kind: trt` in onevision::Runner wraps this class
-// (make_tensorrt_backend in src/trt_runner.cpp).
+// Thread-safety model (the lock is held to completion): the engine has one execution context per optimisation
+// profile, each with its own mutex, CUDA stream and events. A call picks the first profile whose [min, max] (read
+// from the engine) contains both input shapes, takes that profile's mutex, orders the profile's stream after the
+// caller's `producer` stream (where the inputs were written), binds, enqueues, and releases the mutex only after the
+// work it enqueued has finished (cudaEventSynchronize). So an execution context's memory, which TensorRT uses from
+// enqueueV3 until the stream's work completes, is never shared by two calls in flight, whatever streams the callers
+// use; calls on different profiles run concurrently (TensorRT requires contexts in concurrent use to have distinct
+// profiles, which this gives by construction). No call creates a stream: each profile's stream is made once, with its
+// context. `run` and `run_host` are safe to call from any number of threads.
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -21,9 +29,9 @@
 #include <string>
 #include <vector>
 
-namespace onevision {
+#include "onevision/tensor_view.h"
 
-using Shape = std::vector<int64_t>;
+namespace onevision {
 
 class TrtEngine {
  public:
@@ -36,18 +44,18 @@ class TrtEngine {
   // The first optimisation profile containing both input shapes, or -1 if none does.
   int select_profile(const Shape& pixel_shape, const Shape& position_shape) const;
 
-  // Device pointers in (256-byte aligned, the engine's input types); `alloc(shape)` returns device memory for the
-  // output (output_type() elements). Enqueued on `stream`; returns the output shape. Throws std::invalid_argument
-  // for shapes no profile covers, std::runtime_error when TensorRT refuses.
-  Shape run(const void* pixels, const Shape& pixel_shape, const void* positions, const Shape& position_shape,
-            const std::function<void*(const Shape&)>& alloc, cudaStream_t stream);
+  // Device views in (256-byte aligned, the engine's input types, written on stream `producer`); `alloc(shape)`
+  // returns device memory for the output. Returns the output view once the engine has written it. Throws
+  // std::invalid_argument for inputs no profile covers or of the wrong type, std::runtime_error when TensorRT or
+  // CUDA refuses.
+  TensorView run(const TensorView& pixels, const TensorView& positions,
+                 const std::function<void*(const Shape&)>& alloc, cudaStream_t producer);
 
-  // Host buffers in and out: cudaMalloc + cudaMemcpyAsync around run() on a private stream, synchronous. `out`
-  // receives the output's bytes (row-major, output_type()).
-  Shape run_host(const void* pixels, const Shape& pixel_shape, const int64_t* positions, const Shape& position_shape,
-                 std::vector<uint8_t>& out);
+  // Host views in, the output's bytes (row-major, output_type()) out; synchronous.
+  Shape run_host(const TensorView& pixels, const TensorView& positions, std::vector<uint8_t>& out);
 
-  nvinfer1::DataType tensor_type(const std::string& name) const;
+  ElementType tensor_type(const std::string& name) const;
+  ElementType output_type() const { return tensor_type(output_); }
   const std::string& output_name() const { return output_; }
   int device() const { return device_; }
   int profiles() const { return static_cast<int>(ranges_.size()); }
@@ -56,24 +64,30 @@ class TrtEngine {
   class Logger : public nvinfer1::ILogger {
     void log(Severity severity, nvinfer1::AsciiChar const* msg) noexcept override;
   };
+  // One optimisation profile: its context, the stream its work runs on and the events that order and finish it.
+  // Created on first use, under `mutex`.
   struct Slot {
     std::mutex mutex;
     std::unique_ptr<nvinfer1::IExecutionContext> context;
+    cudaStream_t stream = nullptr;
+    cudaEvent_t ready = nullptr;  // recorded on the producer stream: the inputs are written
+    cudaEvent_t done = nullptr;   // recorded on `stream` after enqueueV3: the context is free again
+    ~Slot();
   };
   struct Range {
     Shape min, max;
   };
+
+  int profile_for(const TensorView& pixels, const TensorView& positions) const;
+  void open_slot(Slot& slot, int profile);  // with slot.mutex held
 
   Logger logger_;  // declared first: outlives the runtime and engine
   int device_;
   std::string output_;
   std::unique_ptr<nvinfer1::IRuntime> runtime_;
   std::unique_ptr<nvinfer1::ICudaEngine> engine_;
-  std::vector<std::vector<Range>> ranges_;  // [profile][input: pixel_values, patch_positions]
+  std::vector<std::vector<Range>> ranges_;    // [profile][input: pixel_values, patch_positions]
   std::vector<std::unique_ptr<Slot>> slots_;  // destroyed before engine_ (contexts first)
 };
-
-// Bytes per element of a TensorRT I/O type (throws for sub-byte types).
-size_t element_size(nvinfer1::DataType type);
 
 }  // namespace onevision
