@@ -21,7 +21,7 @@ CASES ?=
 EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
-	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx parity bench bench-quick runtime-cpp gpu-check
+	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-torchscript parity bench bench-quick runtime-cpp gpu-check
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -56,6 +56,9 @@ export-trt: $(STAMP)
 export-trt-rtx: $(STAMP)
 	$(PY) -m export trt-rtx $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) \
 		$(foreach p,$(PROFILE),--profile $(p)) --out $(OUT) $(if $(TARGETS),--option targets=$(TARGETS))
+# TorchScript (legacy path, for libtorch services and Triton's pytorch_libtorch backend): traced + frozen, .pt.
+export-torchscript: $(STAMP)
+	$(PY) -m export torchscript $(EXPORT_ARGS)
 export: $(STAMP)
 	$(PY) -m export all $(EXPORT_ARGS)
 

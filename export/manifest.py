@@ -22,9 +22,9 @@ from models.checkpoint import file_sha256
 from models.dtypes import DTYPES
 
 FORMAT_VERSION = 1
-KINDS = ("pt2", "aoti", "onnx", "trt", "trt-rtx")
+KINDS = ("pt2", "aoti", "onnx", "trt", "trt-rtx", "torchscript")
 PRECISIONS = tuple(DTYPES)
-SUFFIX = {"pt2": ".pt2", "aoti": ".pt2", "onnx": ".onnx", "trt": ".engine", "trt-rtx": ".engine"}
+SUFFIX = {"pt2": ".pt2", "aoti": ".pt2", "onnx": ".onnx", "trt": ".engine", "trt-rtx": ".engine", "torchscript": ".pt"}
 
 
 class ManifestError(ValueError):

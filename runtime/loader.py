@@ -24,6 +24,7 @@ BACKENDS: dict[str, str] = {
     "onnx": "runtime.backends.onnx:OnnxRunner",
     "trt": "runtime.backends.tensorrt:TensorRTRunner",
     "trt-rtx": "runtime.backends.tensorrt:TensorRTRTXRunner",
+    "torchscript": "runtime.backends.torchscript:TorchScriptRunner",
 }
 
 
