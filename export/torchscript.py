@@ -11,7 +11,8 @@ attention heads, `unflatten(-1, (-1, 2))` in RoPE) take their sizes from `aten::
 Python-level size checks are skipped while tracing (`torch.jit.is_tracing()`; the runtime checks every input
 against the manifest before the graph runs). A TracerWarning is what a baked value looks like ("Converting a tensor
 to a Python integer/boolean ... treated as a constant"), so the build refuses a trace that emits one, then checks
-the saved file at the profile's min shape, which differs from the traced example on every dynamic axis.
+the saved file at the profile's min shape, which differs from the traced shape on every dynamic axis
+(`trace_shape`: one step above the min).
 
 Freezing (`torch.jit.freeze`) inlines the weights and folds constants, the RoPE buffers' `.to(device=...)`
 included: the frozen graph names no device (checked at build time; the traced graph before freezing does), so a
@@ -28,18 +29,34 @@ from typing import Any
 
 import torch
 
+from models.dtypes import DTYPES
 from models.tf32 import exact_float32
 
 from .artifact import io_specs
 from .base import BuildRequest, BuildResult, ExportError
 from .pipeline import BuildContext, Produced, run_build
+from .profiles import Range, ShapeProfile
 from .torch_export import cuda_missing
-from .trace import describe, example_inputs, example_shape, load_wrapper
+from .trace import Shape, inputs_at, load_wrapper
 from .verify import verify_artifact
 from .wrapper import EncoderExport
 
 # Triton's model-config data types for the manifest's dtype names (model_config.proto DataType).
 TRITON_TYPES = {"float32": "TYPE_FP32", "bfloat16": "TYPE_BF16", "float16": "TYPE_FP16", "int64": "TYPE_INT64"}
+
+
+def _next_to_min(r: Range, scale: int = 1) -> int:
+    lo, hi = r.min // scale, r.max // scale
+    return min(max(2, lo + 1), hi) * scale
+
+
+def trace_shape(profile: ShapeProfile) -> Shape:
+    """(B, T, H, W) to trace at: one step above the profile's min on every dynamic axis (>= 2), so the build-time
+    check at the min shape differs from the trace on every axis that may vary, and the trace stays cheap (full size,
+    image-448: batch 2 instead of torch.export's example batch 8)."""
+    p = profile.patch
+    b, t = _next_to_min(profile.batch), _next_to_min(profile.frames)
+    return b, t, _next_to_min(profile.height, p), _next_to_min(profile.width, p)
 
 
 def trace(wrapper: EncoderExport, example: tuple[torch.Tensor, ...]) -> tuple[torch.jit.ScriptModule, list[str]]:
@@ -105,8 +122,10 @@ class TorchScriptBuilder:
         request, meter = ctx.request, ctx.meter
         meter.stage("load", f"{request.model_dir} as {request.precision} on {request.device}")
         wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, request.device)
-        meter.stage("trace", f"torch.jit.trace (legacy TorchScript), {describe(request.profile)}")
-        traced, tracer_warnings = trace(wrapper, example_inputs(wrapper, request.profile, request.device))
+        shape = trace_shape(request.profile)
+        meter.stage("trace", f"torch.jit.trace (legacy TorchScript), profile {request.profile.name}, (B,T,H,W) {shape}")
+        example = inputs_at(shape, DTYPES[request.precision], request.profile.patch, request.device)
+        traced, tracer_warnings = trace(wrapper, example)
         if tracer_warnings:
             raise ExportError(
                 f"torch.jit.trace recorded {len(tracer_warnings)} Python value(s) as constants, so the artifact "
@@ -125,7 +144,7 @@ class TorchScriptBuilder:
         inputs, outputs = io_specs(request.profile, request.precision, ctx.config.hidden_size)
         extra = {
             "loader": "torch.jit.load(path, map_location=device)",
-            "example_shape": list(example_shape(request.profile)),
+            "trace_shape": list(shape),
             "frozen": True,
             "optimize_for_inference": False,
             "movable": True,

@@ -19,16 +19,16 @@ import runtime
 from export import BuildRequest, BuildResult, ExportError, build
 from export.manifest import read_manifest
 from export.profiles import PROFILES
-from export.torchscript import device_nodes, freeze, trace
-from export.trace import example_inputs, example_shape, inputs_at, load_wrapper
+from export.torchscript import device_nodes, freeze, trace, trace_shape
+from export.trace import example_inputs, inputs_at, load_wrapper
 from export.wrapper import EncoderExport
 from models.dtypes import DTYPES
 
 MAX_ABS_FP32 = 1e-4
 REL_L2_FP32 = 1e-5
 PROFILE = PROFILES["test-small"]  # batch 1..4, frames 1..4, H and W 14..112
-# (B, T, H, W): min and max of the profile, non-square, several frames, and every axis away from the traced example
-# (2, 2, 56, 56): batch, frames, height, width and token count (2..256) all vary.
+# (B, T, H, W): min and max of the profile, non-square, several frames, and every axis away from the traced shape
+# (2, 2, 28, 42): batch, frames, height, width and token count (2..256) all vary.
 SHAPES = [(1, 1, 14, 28), (4, 4, 112, 112), (3, 1, 28, 98), (2, 3, 70, 42), (1, 4, 14, 42)]
 
 
@@ -94,7 +94,8 @@ class BakesTokens(EncoderExport):
 
 
 def test_one_trace_is_right_across_the_profile(built: BuildResult, eager: EncoderExport) -> None:
-    assert example_shape(PROFILE) == (2, 2, 56, 56) and (2, 2, 56, 56) not in SHAPES
+    assert trace_shape(PROFILE) == (2, 2, 28, 42) and (2, 2, 28, 42) not in SHAPES
+    assert read_manifest(built.path).extra["trace_shape"] == [2, 2, 28, 42]
     runner = runtime.load(built.path)
     assert runner.provider == "torchscript"
     assert across_profile(runner, eager) == []
