@@ -6,6 +6,7 @@ import re
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 
 import runtime
 from export import BuildRequest, build
-from export.manifest import ManifestError, manifest_path
+from export.manifest import ManifestError, manifest_path, read_manifest
 from export.profiles import PROFILES
 from models import InputError, load_model
 from runtime.base import LoadError, Runner
@@ -113,9 +114,24 @@ def test_load_through_manifest_path(artifacts: dict[str, Path]) -> None:
 def test_cuda_refused_without_gpu(artifacts: dict[str, Path]) -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    for kind in KINDS:
+    for kind in ("pt2", "onnx"):  # kinds that move between devices: refused only for want of a GPU
         with pytest.raises(LoadError, match="no CUDA device"):
             runtime.load(artifacts[kind], device="cuda")
+
+
+def test_device_moves(artifacts: dict[str, Path]) -> None:
+    """pt2 and onnx move between devices; an AOTInductor package runs only on the device type it was compiled for,
+    and asking for another is one error naming both (checked before any backend or GPU is touched)."""
+    for kind in ("pt2", "onnx"):
+        manifest = read_manifest(artifacts[kind])
+        assert manifest.device == "cpu"
+        runtime.loader.check_device(artifacts[kind], manifest, "cuda:1")  # allowed: no error
+    aoti = artifacts["aoti"]
+    assert read_manifest(aoti).device == "cpu"
+    with pytest.raises(LoadError, match=r"aoti artifact was built for cpu and cannot run on cuda.*--device cuda"):
+        runtime.load(aoti, device="cuda")
+    with pytest.raises(LoadError, match="runs on a CUDA GPU only"):
+        runtime.loader.check_device(aoti, replace(read_manifest(aoti), kind="trt", device="cuda"), "cpu")
 
 
 def test_unknown_kind_refused() -> None:
