@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import shutil
@@ -96,7 +97,7 @@ def _published_variant(src: Path, dst: Path, version: str, attn_key: str | None,
     """A copy of a synthetic checkpoint with config.json as one of the published writers would leave it."""
     ckpt = copy_dir(src, dst)
     data = json.loads((ckpt / "config.json").read_text())
-    requested = data.pop("_attn_implementation")
+    requested = data.pop("_attn_implementation", "flash_attention_2")
     data[dtype_key] = data.pop("dtype")
     data["transformers_version"] = version
     if attn_key is not None:
@@ -283,3 +284,29 @@ def test_bad_config_object_rejected() -> None:
 
     with pytest.raises(CheckpointError, match="head_dim/2 must be divisible by 16"):
         OneVisionEncoderModel(OneVisionEncoderConfig(hidden_size=384, num_attention_heads=8))
+
+
+def test_models_package_has_no_import_cycle() -> None:
+    """Every import statement counts, including lazy ones inside functions (checkpoint <-> modeling was one)."""
+    root = Path(__file__).parent.parent / "models"
+    graph: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = node.module or ""
+                if node.level == 1:
+                    deps.add(target.split(".")[0] if target else "")
+                    deps.update(a.name for a in node.names if not target)
+                elif target.startswith("models."):
+                    deps.add(target.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.split(".")[1] for a in node.names if a.name.startswith("models."))
+        graph[path.stem] = deps & {p.stem for p in root.glob("*.py")}
+    assert "modeling" not in graph["checkpoint"] and "checkpoint" in graph["modeling"]
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(d == goal or (d not in seen and reaches(d, goal, seen | {d})) for d in graph.get(start, ()))
+
+    cycles = sorted(m for m in graph if m != "__init__" and reaches(m, m, {m}))
+    assert cycles == [], f"import cycles through {cycles}"
