@@ -27,7 +27,7 @@ from export.artifact import artifact_name
 from export.manifest import read_manifest, tool_versions
 from export.profiles import resolve_profile
 from models import load_config, weights_sha256
-from models.checkpoint import expected_shapes
+from models.modeling import expected_shapes
 from models.synthetic import ensure_default
 
 RESULTS = Path("benchmarks/results")

@@ -1,10 +1,12 @@
 """The JSON sidecar every artifact carries (`<artifact>.json`), and sha256 helpers.
 
 Keys (all artifacts): format_version, kind, path (artifact file name, relative to the manifest), sha256 (of the
-artifact file), precision ("fp32"|"bf16"|"fp16"), device ("cpu"|"cuda"), profile (ShapeProfile.to_dict()),
-output_layer, source {checkpoint, weights_sha256, config}, inputs/outputs [{name, dtype, shape}] with symbolic
-dims as strings ("batch", "frames", "height", "width", "tokens"), tools {python, torch, transformers, onnx,
-onnxruntime, tensorrt, ...}, created (ISO time), build {seconds, peak_rss_mib, ...}, extra {kind-specific}.
+artifact file), precision ("fp32"|"bf16"|"fp16"), device ("cpu"|"cuda": where it was built and verified; for aoti the
+only device type the package runs on, for trt always CUDA; pt2 and onnx move, see runtime/loader.py), profile
+(ShapeProfile.to_dict()), output_layer, source {checkpoint, weights_sha256, config}, inputs/outputs [{name, dtype,
+shape}] with symbolic dims as strings ("batch", "frames", "height", "width", "tokens"), tools {python, torch,
+transformers, onnx, onnxruntime, tensorrt, ...}, created (ISO time), build {seconds, peak_rss_mib, ...}, extra
+{kind-specific}.
 """
 
 from __future__ import annotations

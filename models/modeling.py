@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from typing import Any
@@ -13,8 +14,10 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
+from .attention import ALWAYS_AVAILABLE
+from .checkpoint import check_weights, load_config
 from .configuration import OneVisionEncoderConfig
-from .errors import InputError
+from .errors import CheckpointError, InputError
 from .rope import VideoRotaryEmbeddingSplit466, apply_rotary
 
 
@@ -209,10 +212,12 @@ class OneVisionEncoderPreTrainedModel(PreTrainedModel):
     def from_pretrained(  # type: ignore[override,unused-ignore]
         cls, pretrained_model_name_or_path: str | os.PathLike[str], *args: Any, **kwargs: Any
     ) -> Any:
-        """Load a checkpoint directory; a local directory is validated first (strict keys, safetensors only)."""
-        if os.path.isdir(pretrained_model_name_or_path):
-            from .checkpoint import validate_checkpoint_dir
+        """Load a checkpoint directory; a local directory is validated first (strict keys, safetensors only).
 
+        `attn_implementation=` wins over the config's choice; without it, a config asking for an attention this
+        machine cannot run (FlashAttention without flash-attn or a GPU) loads with sdpa and one warning line.
+        """
+        if os.path.isdir(pretrained_model_name_or_path):
             validate_checkpoint_dir(pretrained_model_name_or_path)
             kwargs.setdefault("use_safetensors", True)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
@@ -361,3 +366,36 @@ class OneVisionEncoderModel(OneVisionEncoderPreTrainedModel):
                 f"visible_indices must lie in [0, {total}) (the {total} tokens of the input), got values in "
                 f"[{int(visible_indices.min())}, {int(visible_indices.max())}]"
             )
+
+
+def expected_shapes(config: OneVisionEncoderConfig) -> dict[str, tuple[int, ...]]:
+    """Parameter name -> shape for a config, built on the meta device (no memory) with the model's own eager
+    attention: no attention backend is looked up or imported, whatever the config asks for."""
+    config = copy.deepcopy(config)
+    config._attn_implementation = "eager"
+    with torch.device("meta"):
+        model = OneVisionEncoderModel(config)
+    return {name: tuple(p.shape) for name, p in model.state_dict().items()}
+
+
+def validate_checkpoint_dir(directory: str | os.PathLike[str]) -> OneVisionEncoderConfig:
+    """Check a checkpoint directory completely before any tensor is loaded; raise one `CheckpointError`."""
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"{directory}: not a directory")
+    config = load_config(directory)
+    check_weights(directory, expected_shapes(config))
+    return config
+
+
+def load_model(
+    directory: str | os.PathLike[str],
+    dtype: torch.dtype = torch.float32,
+    attn_implementation: str = "sdpa",
+    device: str | torch.device = "cpu",
+) -> OneVisionEncoderModel:
+    """Validate and load a checkpoint directory into `OneVisionEncoderModel` (eval mode). The attention is always
+    explicit here (what every CLI of the bundle uses), so the config's own choice never applies."""
+    if attn_implementation not in ALWAYS_AVAILABLE:
+        raise CheckpointError(f"attn_implementation must be one of {ALWAYS_AVAILABLE}, got {attn_implementation!r}")
+    model = OneVisionEncoderModel.from_pretrained(directory, dtype=dtype, attn_implementation=attn_implementation)
+    return model.to(device).eval()

@@ -127,8 +127,10 @@ def load_remote_model(model_dir: str | Path, dtype: torch.dtype) -> Any:
     if model_class.__module__.startswith(("models.", "transformers.models.")):
         where = model_class.__module__
         raise ReferenceError(f"--remote-reference resolved to a local class ({where}), not the checkpoint's code")
-    config = config_class.from_pretrained(str(model_dir))
-    return model_class.from_pretrained(str(model_dir), config=config, dtype=dtype).eval()
+    # Eager attention, explicitly: the published config.json asks for FlashAttention-2, and upstream's eager path is
+    # its exact numerics. Passed to the model too: a `_attn_implementation` key in the file beats the config kwarg.
+    config = config_class.from_pretrained(str(model_dir), attn_implementation="eager")
+    return model_class.from_pretrained(str(model_dir), config=config, dtype=dtype, attn_implementation="eager").eval()
 
 
 class _RemoteModel:

@@ -25,6 +25,7 @@ import torch
 from export import BuildRequest, BuildResult, ExportError, build
 from export.__main__ import main
 from export.artifact import artifact_name
+from export.device_free import device_nodes, make_device_free
 from export.manifest import ManifestError, read_manifest
 from export.onnx_model import dead_nodes, onnx_for_tensorrt
 from export.profiles import PROFILES, ProfileError, Range, ShapeProfile
@@ -164,6 +165,33 @@ def test_manifests(built: dict[str, BuildResult], tiny_dir: Path) -> None:
         assert manifest.build["verify"]["rel_l2"] <= REL_L2_FP32
         assert manifest.extra["layers_run"] == 3
     assert built["aoti"].manifest.extra["requires_torch"] == torch.__version__
+
+
+def test_pt2_is_device_free(built: dict[str, BuildResult]) -> None:
+    """A pt2 exported on the CPU names no device in any node (saved graph and its runnable module), so it moves: here
+    to the meta device, run on meta inputs (on a GPU machine the same `.to("cuda")` runs it on CUDA)."""
+    program = torch.export.load(built["pt2"].path)
+    assert built["pt2"].manifest.device == "cpu"
+    assert device_nodes(program.graph_module) == []
+    module = program.module()
+    assert device_nodes(module) == []
+    module = module.to("meta")
+    assert {t.device.type for t in (*module.parameters(), *module.buffers())} == {"meta"}
+    pv, pos = (t.to("meta") for t in inputs_at((2, 2, 28, 42), torch.float32, 14))
+    out = module(pv, pos)
+    assert out.device.type == "meta" and out.shape == (2, 2 * 2 * 3, 128) and out.dtype == torch.float32
+
+
+def test_device_pinned_graph_is_refused() -> None:
+    """A model op that pins a device cannot be made device-free: the export says which node, not a later crash."""
+
+    class Pinned(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + torch.arange(x.shape[-1], device="cpu")
+
+    program = torch.export.export(Pinned(), (torch.zeros(2, 3),))
+    with pytest.raises(ExportError, match=r"pins a device in 1 node\(s\), e.g. .*arange"):
+        make_device_free(program)
 
 
 def test_tampered_artifact_is_refused(built: dict[str, BuildResult], tmp_path: Path) -> None:

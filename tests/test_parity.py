@@ -322,11 +322,11 @@ def test_rebuild_bisection_localises(perturbed_dir: Path, tiny_dir: Path, tmp_pa
 
 @pytest.fixture
 def remote_ckpt(tiny_dir: Path, tmp_path: Path) -> Iterator[Path]:
-    """A checkpoint folder that ships its own modeling code (our test fixture, not upstream's)."""
+    """A checkpoint folder that ships its own modeling code: the synthetic layout does, as published ones do (it is
+    the bundle's independent implementation from models/remote_code/, not upstream's)."""
     out = tmp_path / f"remote-{tmp_path.name}"
     shutil.copytree(tiny_dir, out)
-    for src in (Path(__file__).parent / "remote_code").glob("*.py"):
-        shutil.copy(src, out / src.name)
+    assert (out / "modeling_onevision_encoder.py").is_file() and (out / "configuration_onevision_encoder.py").is_file()
     yield out
 
 
@@ -350,7 +350,9 @@ def test_remote_reference_runs_the_checkpoint_code(remote_ckpt: Path, tmp_path: 
 
 
 def test_remote_reference_needs_remote_code(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--model", str(tiny_dir), "--artifacts", "eager-fp32", "--remote-reference", "--no-progress"])
+    bare = tmp_path / "no-remote-code"
+    shutil.copytree(tiny_dir, bare, ignore=shutil.ignore_patterns("*_onevision_encoder.py"))
+    code = main(["--model", str(bare), "--artifacts", "eager-fp32", "--remote-reference", "--no-progress"])
     assert code == 2
     assert "modeling_onevision_encoder.py" in capsys.readouterr().err
 
