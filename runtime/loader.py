@@ -12,6 +12,7 @@ Devices (`MOVABLE`, checked by `check_device` before a backend is touched; this 
 | onnx | the CPU, or CUDA with onnxruntime's CUDA provider (onnxruntime-gpu) |
 | aoti | only the device type it was compiled for (manifest `device`); a CUDA package may run on another CUDA index |
 | trt | only CUDA (engines are built for CUDA and for one GPU's compute capability) |
+| trt-rtx | only CUDA, on a GPU of a compute capability the engine targets (checked by the runner) |
 
 Anything else is one `LoadError` naming the artifact, the device it was built for and the one asked for.
 """
@@ -44,11 +45,13 @@ MOVABLE: dict[str, tuple[str, ...] | None] = {
     "onnx": ("cpu", "cuda"),
     "aoti": None,
     "trt": ("cuda",),
+    "trt-rtx": ("cuda",),
 }
 WHY_FIXED = {
     "aoti": "an AOTInductor package is compiled for one device type: export another with `--device {asked}`, or "
     "load the pt2/onnx artifact, which move between devices",
     "trt": "a TensorRT engine runs on a CUDA GPU only",
+    "trt-rtx": "a TensorRT-RTX engine runs on a CUDA GPU only",
 }
 
 
@@ -87,7 +90,7 @@ def load(path: str | os.PathLike[str], device: str | torch.device | None = None,
 
     `path` is the artifact or its `.json` manifest. `device` defaults to the backend's choice (the artifact's own,
     manifest.device; ONNX takes CUDA when onnxruntime-gpu and a GPU are there). Which kinds may run on another
-    device than they were built on: the table in this module's docstring (pt2 and onnx move; aoti and trt do not).
+    device than they were built on: the table in this module's docstring (pt2 and onnx move; aoti, trt and trt-rtx do not).
     `verify=False` skips the sha256 check (only for callers that have just checked it themselves).
     """
     artifact = Path(path)

@@ -141,8 +141,9 @@ def test_device_moves(artifacts: dict[str, Path]) -> None:
     assert read_manifest(aoti).device == "cpu"
     with pytest.raises(LoadError, match=r"aoti artifact was built for cpu and cannot run on cuda.*--device cuda"):
         runtime.load(aoti, device="cuda")
-    with pytest.raises(LoadError, match="runs on a CUDA GPU only"):
-        runtime.loader.check_device(aoti, replace(read_manifest(aoti), kind="trt", device="cuda"), "cpu")
+    for engine_kind in ("trt", "trt-rtx"):
+        with pytest.raises(LoadError, match="runs on a CUDA GPU only"):
+            runtime.loader.check_device(aoti, replace(read_manifest(aoti), kind=engine_kind, device="cuda"), "cpu")
 
 
 def test_unknown_kind_refused() -> None:
