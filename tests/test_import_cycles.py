@@ -3,7 +3,9 @@
 The graph is read from the source with `ast` (nothing is imported): every `import x` / `from x import y` anywhere in
 a module (module level, inside functions and under `if TYPE_CHECKING:`: a deferred or type-only import is still a
 dependency, and a cycle hidden that way is still one) that names a module of the bundle's packages. A package's
-`__init__.py` is the node `pkg`; `from pkg import name` depends on `pkg.name` when that is a module, else on `pkg`.
+`__init__.py` is the node `pkg`; `from pkg import name` depends on `pkg.name` when that is a module, else on `pkg`;
+importing `a.b.c` also depends on the packages `a` and `a.b` (their `__init__` runs first), except on the packages
+the importing module itself lives in.
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ KNOWN_CYCLES = (
 )
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def bundle_modules() -> dict[str, Path]:
-    return {module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+def bundle_modules(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
+    return {module_name(p, root): p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))}
 
 
 def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
@@ -67,6 +69,13 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
                 dep = _resolve(target, modules)
                 if dep is not None and dep != name:
                     deps.add(dep)
+        # Importing a.b.c runs a/__init__ and a/b/__init__ first (except the packages `name` itself lives in).
+        for dep in list(deps):
+            parts = dep.split(".")
+            for i in range(1, len(parts)):
+                parent = ".".join(parts[:i])
+                if parent in modules and parent != name and not name.startswith(parent + "."):
+                    deps.add(parent)
         graph[name] = deps
     return graph
 
@@ -135,25 +144,38 @@ def without(graph: dict[str, set[str]], edges: tuple[frozenset[str], ...]) -> di
     return pruned
 
 
-def test_graph_walker_finds_a_planted_cycle(tmp_path: Path) -> None:
+def test_graph_walker_finds_a_planted_cycle() -> None:
     graph = {"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}, "p.d": {"p.a"}}
     assert find_cycles(graph) == [["p.a", "p.b", "p.c"]]
     assert cycle_path(graph, ["p.a", "p.b", "p.c"]) == "p.a -> p.b -> p.c -> p.a"
-    tree = ast.parse(
-        "from typing import TYPE_CHECKING\n"
-        "from . import sibling\n"
-        "if TYPE_CHECKING:\n    from .other import X\n"
-        "def f():\n    from ..up import thing\n"
-    )
-    names = sorted((n.module or "", n.level) for n in _imports(tree) if isinstance(n, ast.ImportFrom))
-    assert names == [("", 1), ("other", 1), ("typing", 0), ("up", 2)]
 
 
-def test_the_graph_sees_function_level_and_relative_imports() -> None:
-    graph = import_graph(bundle_modules())
-    assert "export.manifest" in graph["runtime.base"] or "export.manifest" in graph["runtime.loader"]
-    assert "parity.report" in graph["parity.__main__"]  # relative, and via `from .report import ...`
-    assert "models.synthetic" in graph["parity.__main__"]  # imported inside main()
+def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """Function-level, TYPE_CHECKING, relative (`.`, `..`), `from pkg import module` and `import pkg.module`."""
+    files = {
+        "p/__init__.py": "from .a import A\n",
+        "p/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\nA = 1\n",
+        "p/b.py": "def f():\n    from p import c\n",
+        "p/c.py": "import p.sub.d\n",
+        "p/sub/__init__.py": "",
+        "p/sub/d.py": "from .. import a\nfrom ..b import f\nimport os\n",
+        "q/e.py": "from p import A\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    graph = import_graph(bundle_modules(tmp_path, ("p", "q")))
+    assert graph == {
+        "p": {"p.a"},
+        "p.a": {"p.b"},
+        "p.b": {"p.c"},
+        "p.c": {"p.sub", "p.sub.d"},
+        "p.sub": set(),
+        "p.sub.d": {"p.a", "p.b"},
+        "q.e": {"p"},
+    }
+    assert find_cycles(graph) == [["p.a", "p.b", "p.c", "p.sub.d"]]  # p.sub is not in it: nothing imports p.c back
+    assert cycle_path(graph, find_cycles(graph)[0]) == "p.a -> p.b -> p.c -> p.sub.d -> p.a"
 
 
 def test_no_cycle_besides_the_two_being_removed() -> None:
