@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,12 @@ from tests.conftest import copy_artifact
 PROFILE = PROFILES["test-small"]
 
 
-@pytest.fixture
-def umask() -> Iterator[None]:
-    """Run under umask 002 (group-writable files: not this machine's default 022, so a hard-coded mode shows)."""
-    old = os.umask(0o002)
+UMASK = 0o002  # group-writable files: not this machine's default 022, so a mode hard-coded anywhere shows
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
     try:
         yield
     finally:
@@ -37,8 +40,9 @@ def _build(kind: str, tiny_dir: Path, out: Path, **options: object) -> BuildResu
 
 @pytest.fixture(scope="module")
 def onnx_external(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny ONNX artifact with its weights in the external data file `<artifact>.data`."""
-    return _build("onnx", tiny_dir, tmp_path_factory.mktemp("onnx-ext"), external_data=True).path
+    """A tiny ONNX artifact with its weights in the external data file `<artifact>.data`, built under UMASK."""
+    with umask(UMASK):
+        return _build("onnx", tiny_dir, tmp_path_factory.mktemp("onnx-ext"), external_data=True).path
 
 
 def _mode(path: Path) -> int:
@@ -137,12 +141,14 @@ def test_overwrite_replaces_every_file(onnx_external: Path, tiny_dir: Path, tmp_
     assert sorted(p.name for p in copy.parent.iterdir()) == [copy.name, copy.name + ".json"]
 
 
-@pytest.mark.parametrize(("kind", "options"), [("onnx", {"external_data": True}), ("pt2", {})])
-def test_files_are_written_with_the_users_umask(
-    umask: None, kind: str, options: dict[str, object], tiny_dir: Path, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("kind", ["onnx", "pt2"])
+def test_files_are_written_with_the_users_umask(onnx_external: Path, kind: str, tiny_dir: Path, tmp_path: Path) -> None:
     """Every file the build writes gets 0o666 & ~umask (onnx writes its external data 0600 by itself)."""
-    _build(kind, tiny_dir, tmp_path, **options)
-    files = sorted(tmp_path.iterdir())
+    if kind == "onnx":
+        folder = onnx_external.parent
+    else:
+        with umask(UMASK):
+            folder = _build(kind, tiny_dir, tmp_path).path.parent
+    files = sorted(folder.iterdir())
     assert len(files) == (3 if kind == "onnx" else 2)  # artifact (+ .data) + manifest, no staging left
-    assert {f.name: oct(_mode(f)) for f in files} == {f.name: oct(0o664) for f in files}
+    assert {f.name: oct(_mode(f)) for f in files} == {f.name: oct(0o666 & ~UMASK) for f in files}
