@@ -71,10 +71,12 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks --quick
 
-# C++ runtime (runtime/cpp/): library + command-line runner against the libtorch inside the torch wheel.
+# C++ runtime (runtime/cpp/): library + command-line runner against the libtorch inside the torch wheel, nlohmann/json
+# from the nlohmann-json wheel (requirements.txt) and OpenSSL's libcrypto (Debian: libssl-dev).
 runtime-cpp: $(STAMP)
 	cmake -S runtime/cpp -B runtime/cpp/build -DCMAKE_BUILD_TYPE=Release \
-		-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+		-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+		-DNLOHMANN_JSON_INCLUDE_DIR="$$($(PY) -c 'import nlohmann_json; print(nlohmann_json.get_include())')"
 	cmake --build runtime/cpp/build -j 2
 
 # Everything a CUDA GPU can show (tools/gpu_check.py): the machine's own Python, no venv, every report in RESULTS.
@@ -102,4 +104,4 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 clean:
-	rm -rf artifacts results runtime/cpp/build typings .mypy_cache .ruff_cache .pytest_cache
+	rm -rf artifacts results runtime/cpp/build typings .mypy_cache .ruff_cache .pytest_cache .hypothesis

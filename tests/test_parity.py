@@ -17,9 +17,20 @@ from safetensors.torch import load_file, save_file
 from export import BuildRequest, build
 from export.profiles import MIN_TOKENS, PROFILES
 from models.rope import VideoRotaryEmbeddingSplit466
-from parity import CASES, CaseContext, CaseInput, build_case, compare, load_tolerances
+from parity import (
+    CASES,
+    CaseContext,
+    CaseInput,
+    SuiteConfig,
+    build_case,
+    compare,
+    eager_artifact,
+    load_tolerances,
+    run_suite,
+)
 from parity.__main__ import main
 from parity.cases import Skip
+from parity.report import write_reports
 from parity.tolerances import ToleranceError
 from runtime.positions import frame_timeline, grid_positions
 
@@ -223,6 +234,27 @@ def test_eager_stand_in_runs_every_case(tiny_dir: Path, tmp_path: Path) -> None:
     statuses = {(r["case"], r["reference"]): r["status"] for r in report["results"]}
     assert statuses[("one-patch", "golden-fp64")] == "pass"
     assert {s for s in statuses.values()} == {"pass"}
+
+
+def test_run_suite_returns_and_writes_nothing(tiny_dir: Path, tmp_path: Path) -> None:
+    """run_suite only computes; the CLI writes report.json/report.md and the inputs once (write_reports)."""
+    out = tmp_path / "results"
+    cfg = SuiteConfig(
+        model_dir=tiny_dir,
+        device=torch.device("cpu"),
+        references=["sdpa-fp32"],
+        cases=["one-patch"],
+        tolerances=load_tolerances(),
+        out_dir=out,
+        progress=False,
+        log=lambda msg: None,
+    )
+    res = run_suite(cfg, [eager_artifact(tiny_dir, "fp32", "cpu")])
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert not res.failed and {r.status for r in res.rows} == {"pass"}
+    jpath, mpath = write_reports(res, cfg)
+    assert json.loads(jpath.read_text())["results"] and mpath.is_file()
+    assert [p.name for p in (out / "inputs").iterdir()] == [f"{c.file_stem}.safetensors" for c in res.cases.values()]
 
 
 # --- end to end on real artifacts ---------------------------------------------------------------------------------

@@ -31,13 +31,9 @@ FP32_ATOL = 1e-4  # fp32 artifact vs eager sdpa (measured: pt2 0, aoti ~3e-6, on
 
 
 @pytest.fixture(scope="module")
-def artifacts(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("artifacts")
-    paths = {}
-    for kind in KINDS:
-        request = BuildRequest(model_dir=tiny_dir, precision="fp32", profiles=[PROFILE], out_dir=out)
-        paths[kind] = build(kind, request).path
-    return paths
+def artifacts(tiny_artifacts_fp32: dict[str, Path]) -> dict[str, Path]:
+    """The session's shared fp32 artifacts of test-small (tests/conftest.py; damaged only through copies)."""
+    return {kind: tiny_artifacts_fp32[kind] for kind in KINDS}
 
 
 @pytest.fixture(scope="module")
