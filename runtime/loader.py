@@ -90,7 +90,8 @@ def load(path: str | os.PathLike[str], device: str | torch.device | None = None,
 
     `path` is the artifact or its `.json` manifest. `device` defaults to the backend's choice (the artifact's own,
     manifest.device; ONNX takes CUDA when onnxruntime-gpu and a GPU are there). Which kinds may run on another
-    device than they were built on: the table in this module's docstring (pt2 and onnx move; aoti, trt and trt-rtx do not).
+    device than they were built on: the table in this module's docstring (pt2 and onnx move; aoti, trt and trt-rtx
+    do not).
     `verify=False` skips the sha256 check (only for callers that have just checked it themselves).
     """
     artifact = Path(path)

@@ -13,16 +13,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("models", "export", "runtime", "parity", "benchmarks")
-
-# Cycles being removed on other branches (issue 12); the coordinator drops the xfail mark once both have merged.
-KNOWN_CYCLES = (
-    frozenset({"models.checkpoint", "models.modeling"}),
-    frozenset({"export.trt_engine", "runtime.backends.tensorrt"}),
-)
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -134,16 +126,6 @@ def cycle_path(graph: dict[str, set[str]], component: list[str]) -> str:
         seen.add(fresh[0])
 
 
-def without(graph: dict[str, set[str]], edges: tuple[frozenset[str], ...]) -> dict[str, set[str]]:
-    """The graph with both directions of each given module pair removed."""
-    pruned = {k: set(v) for k, v in graph.items()}
-    for pair in edges:
-        a, b = sorted(pair)
-        pruned.get(a, set()).discard(b)
-        pruned.get(b, set()).discard(a)
-    return pruned
-
-
 def test_graph_walker_finds_a_planted_cycle() -> None:
     graph = {"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}, "p.d": {"p.a"}}
     assert find_cycles(graph) == [["p.a", "p.b", "p.c"]]
@@ -178,18 +160,6 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
     assert cycle_path(graph, find_cycles(graph)[0]) == "p.a -> p.b -> p.c -> p.sub.d -> p.a"
 
 
-def test_no_cycle_besides_the_two_being_removed() -> None:
-    """The graph with the two known cycles cut has none: passes today, so nothing new creeps in meanwhile."""
-    graph = without(import_graph(bundle_modules()), KNOWN_CYCLES)
-    cycles = find_cycles(graph)
-    assert not cycles, "import cycles: " + "; ".join(cycle_path(graph, c) for c in cycles)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="two cycles are removed on other branches: models.checkpoint <-> models.modeling and "
-    "export.trt_engine <-> runtime.backends.tensorrt (drop this mark once both have merged)",
-)
 def test_no_import_cycles() -> None:
     graph = import_graph(bundle_modules())
     cycles = find_cycles(graph)
