@@ -78,9 +78,7 @@ def server_env() -> dict[str, str]:
     env = dict(os.environ)
     libs = Path(pytriton_dist()).parent.parent / "nvidia_pytriton.libs"
     libdir = sysconfig.get_config_var("LIBDIR") or ""
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(
-        p for p in (libdir, str(libs), env.get("LD_LIBRARY_PATH", "")) if p
-    )
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, str(libs), env.get("LD_LIBRARY_PATH", "")) if p)
     env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BUNDLE_ROOT), env.get("PYTHONPATH", "")) if p)
     return env
@@ -137,7 +135,9 @@ class TritonServer:
     def start(self, timeout_s: float = 120.0, stream_log: bool = False) -> TritonServer:
         """Start the server and wait until it reports ready (ServingError with the log's tail if it does not)."""
         out = None if stream_log else self.log.open("wb")
-        self.process = subprocess.Popen(self.command(), env=server_env(), stdout=out, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(  # own session: signals reach Triton only through stop()
+            self.command(), env=server_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -29,7 +29,6 @@ class TritonPythonModel:
         if params.get("bundle_root"):
             sys.path.insert(0, params["bundle_root"])
         import runtime
-
         from serving.batching import run_requests
 
         self._run_requests = run_requests
