@@ -90,7 +90,8 @@ serve: $(STAMP)
 serve-repository: $(STAMP)
 	$(PY) -m serving repository $(SERVE_ARTIFACT) --out $(REPOSITORY)
 serve-load: $(STAMP)
-	$(PY) -m serving.load --url 127.0.0.1:$(HTTP_PORT) --artifact $(ARTIFACT)
+	$(PY) -m serving.load --url 127.0.0.1:$(HTTP_PORT) --metrics http://127.0.0.1:$(METRICS_PORT)/metrics \
+		--artifact $(ARTIFACT)
 
 # C++ runtime (runtime/cpp/): library + command-line runner against the libtorch inside the torch wheel.
 runtime-cpp: $(STAMP)

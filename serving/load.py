@@ -60,6 +60,7 @@ class Report:
     p99_ms: float
     exact: int
     max_rel_l2: float
+    server: dict[str, float] = field(default_factory=dict)  # Triton metrics over the run (if a metrics URL was given)
     samples: list[Sample] = field(default_factory=list)
 
     def table(self) -> str:
@@ -73,6 +74,13 @@ class Report:
             ("bit-identical to runtime.load alone", f"{self.exact} of {self.counts.get('correct', 0)}"),
             ("max rel L2 vs runtime.load alone", f"{self.max_rel_l2:.2e}"),
         ]
+        if self.server:
+            srv = self.server
+            rows += [
+                ("server: samples / batch executions", f"{srv['samples']:.0f} / {srv['executions']:.0f}"),
+                ("server: compute per execution", f"{srv['compute_ms_per_execution']:.1f} ms"),
+                ("server: queue time per request", f"{srv['queue_ms_per_request']:.1f} ms"),
+            ]
         lines = ["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
         return "\n".join(lines)
 
@@ -122,6 +130,39 @@ def rel_l2(a: np.ndarray, r: np.ndarray) -> float:
     return float(np.linalg.norm(a64 - r64)) / max(float(np.linalg.norm(r64)), 1e-30)
 
 
+METRICS = {
+    "samples": "nv_inference_count",
+    "executions": "nv_inference_exec_count",
+    "requests": "nv_inference_request_success",
+    "compute_us": "nv_inference_compute_infer_duration_us",
+    "queue_us": "nv_inference_queue_duration_us",
+}
+
+
+def scrape(metrics_url: str) -> dict[str, float]:
+    """Triton's Prometheus counters of interest, summed over models and versions."""
+    import urllib.request
+
+    with urllib.request.urlopen(metrics_url, timeout=5) as r:
+        text = r.read().decode()
+    out = dict.fromkeys(METRICS, 0.0)
+    for line in text.splitlines():
+        for key, name in METRICS.items():
+            if line.startswith(name + "{"):
+                out[key] += float(line.split()[-1])
+    return out
+
+
+def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    d = {k: after[k] - before[k] for k in METRICS}
+    return {
+        "samples": d["samples"],
+        "executions": d["executions"],
+        "compute_ms_per_execution": d["compute_us"] / 1e3 / max(d["executions"], 1.0),
+        "queue_ms_per_request": d["queue_us"] / 1e3 / max(d["requests"], 1.0),
+    }
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """The server was unreachable or went away (not an answer from it)."""
     if isinstance(exc, OSError):  # ConnectionRefusedError, ConnectionResetError, BrokenPipeError, timeouts
@@ -146,6 +187,7 @@ def run_load(
     pool_size: int = 6,
     shapes: list[tuple[int, int, int, int]] | None = None,
     stop: threading.Event | None = None,
+    metrics_url: str | None = None,
 ) -> Report:
     """Run the load and return its report (see the module docstring)."""
     import runtime
@@ -164,6 +206,7 @@ def run_load(
     tolerance = TOLERANCE[runner.precision]
     samples: list[Sample] = []
     lock = threading.Lock()
+    before = scrape(metrics_url) if metrics_url else None
     deadline = time.monotonic() + timeout_s
     t0 = time.perf_counter()
 
@@ -218,6 +261,7 @@ def run_load(
     for t in threads:
         t.join(timeout=max(1.0, deadline - time.monotonic() + 5))
     wall = time.perf_counter() - t0
+    server = server_figures(before, scrape(metrics_url)) if before is not None and metrics_url else {}
     with lock:
         done = sorted(samples, key=lambda s: s.start_s)
     counts = {s: sum(1 for x in done if x.status == s) for s in STATUSES}
@@ -237,6 +281,7 @@ def run_load(
         p99_ms=float(np.percentile(valid, 99)) if valid else float("nan"),
         exact=sum(1 for x in done if x.exact),
         max_rel_l2=max(errs, default=0.0),
+        server=server,
         samples=done,
     )
 
@@ -284,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m serving.load", description=__doc__.split("\n\n")[0])
     p.add_argument("--url", default="127.0.0.1:8000", help="server address, loopback only (gRPC: port 8001)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="http")
+    p.add_argument("--metrics", default="", help="Triton metrics URL (default: port 8002 of --url's host)")
     p.add_argument("--artifact", required=True, help="the artifact the server serves (profile and references)")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--requests", type=int, default=50, help="requests per client")
@@ -302,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             malformed_every=args.malformed_every,
             timeout_s=args.timeout_s,
             seed=args.seed,
+            metrics_url=args.metrics or f"http://{host_of(args.url)}:8002/metrics",
         )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
