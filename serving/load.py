@@ -136,6 +136,7 @@ METRICS = {
     "requests": "nv_inference_request_success",
     "compute_us": "nv_inference_compute_infer_duration_us",
     "queue_us": "nv_inference_queue_duration_us",
+    "pending": "nv_inference_pending_request_count",
 }
 
 
