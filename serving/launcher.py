@@ -17,6 +17,7 @@ Triton handles SIGINT/SIGTERM itself: it stops accepting requests, finishes thos
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -178,14 +179,22 @@ class TritonServer:
         return code
 
     def kill(self) -> None:
-        """SIGKILL (a crash): clients see connection errors; the stub processes exit when their server is gone."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+        """SIGKILL to the server's process group (a crash of tritonserver and its backend stubs, which would
+        otherwise outlive it as orphans holding the model): clients see connection errors."""
+        if self.process is not None:
+            self._kill_group()
             self.process.wait()
 
+    def _kill_group(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # the group start_new_session made: this server's only
+
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.stop()
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.stop()
+            self._kill_group()  # nothing left after a graceful stop; after a crash, stray stubs
         self._tmp.cleanup()
 
     def __enter__(self) -> TritonServer:

@@ -189,6 +189,7 @@ def run_load(
     shapes: list[tuple[int, int, int, int]] | None = None,
     stop: threading.Event | None = None,
     metrics_url: str | None = None,
+    progress: bool = False,
 ) -> Report:
     """Run the load and return its report (see the module docstring)."""
     import runtime
@@ -253,6 +254,8 @@ def run_load(
                         sample.status = "refused otherwise"
                 with lock:
                     samples.append(sample)
+                    if progress and len(samples) % 50 == 0:
+                        print(f"  {len(samples)}/{clients * requests} requests", file=sys.stderr, flush=True)
         finally:
             client.close()
 
@@ -350,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout_s=args.timeout_s,
             seed=args.seed,
             metrics_url=args.metrics or f"http://{host_of(args.url)}:8002/metrics",
+            progress=True,
         )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

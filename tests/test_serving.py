@@ -7,6 +7,7 @@ Ports are chosen free at run time; every request loop is bounded in count and ti
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import socket
@@ -67,7 +68,8 @@ def runner(artifact: Path) -> runtime.Runner:
 
 
 def start_server(artifact: Path, folder: Path, ports: Ports | None = None) -> TritonServer:
-    write_repository(read_artifact(artifact), folder, OPTIONS, python_backend=True, link=True, overwrite=True)
+    """A server on the repository `python -m serving repository` writes (copied files, as deployed)."""
+    write_repository(read_artifact(artifact), folder, OPTIONS, python_backend=True, overwrite=True)
     return TritonServer(folder, ports or free_ports(), exit_timeout_s=20).start(timeout_s=120)
 
 
@@ -78,6 +80,14 @@ def server(artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     if srv.process is not None and srv.process.poll() is None:  # the crash test (last) kills it on purpose
         assert srv.stop() == 0, srv.log_tail()
     srv.close()
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def inputs(b: int, t: int, h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +288,13 @@ def test_crash_restart_and_graceful_shutdown(
     )
     thread.start()
     time.sleep(2.0)
-    srv.kill()  # the crash, mid-load
+    srv.kill()  # the crash, mid-load: tritonserver and its backend stub (one process group)
+    assert srv.process is not None
+    group = srv.process.pid
+    deadline = time.monotonic() + 10
+    while group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not group_alive(group), "a backend stub outlived the killed server"
     time.sleep(1.5)
     stop.set()
     thread.join(timeout=90)
