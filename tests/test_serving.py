@@ -205,6 +205,17 @@ def test_malformed_request_in_a_batch_refuses_only_itself(runner: runtime.Runner
         assert rel_l2(got, runner(x, pos).numpy()) <= TOLERANCE["fp32"]
 
 
+def test_bf16_artifact_takes_fp32_pixels_rounded_and_answers_fp32(tiny_dir: Path, tmp_path: Path) -> None:
+    """The Python-backend wire rule for bf16 (FP32 in, rounded by the runtime; FP32 out, exact)."""
+    request = BuildRequest(model_dir=tiny_dir, precision="bf16", profiles=[PROFILE], out_dir=tmp_path)
+    bf16 = runtime.load(build("pt2", request).path)
+    pv, pos = inputs(2, 1, 28, 42, seed=3)
+    (got,) = run_requests(bf16, [(pv, pos)])
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32
+    expected = bf16(torch.from_numpy(pv).to(torch.bfloat16), torch.from_numpy(pos))
+    assert np.array_equal(got, expected.float().numpy())
+
+
 # -- served answers ----------------------------------------------------------------------------------------------
 
 
