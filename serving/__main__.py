@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -61,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             nonlocal stopping
-            stopping = True  # Triton gets the same signal from the terminal's process group, or from stop() below
+            stopping = True  # Triton runs in its own session: it gets SIGINT from stop() below, once
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -76,7 +77,7 @@ def serve(args: argparse.Namespace) -> int:
                 flush=True,
             )
             while not stopping and server.process is not None and server.process.poll() is None:
-                _sleep(0.5)
+                time.sleep(0.5)
             code = server.stop()
         finally:
             for s, handler in old.items():
@@ -84,12 +85,6 @@ def serve(args: argparse.Namespace) -> int:
             server.close()
     print(f"tritonserver exited with code {code}")
     return code
-
-
-def _sleep(seconds: float) -> None:
-    import time
-
-    time.sleep(seconds)
 
 
 def repository(args: argparse.Namespace) -> int:
