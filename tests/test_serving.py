@@ -283,13 +283,15 @@ def test_crash_restart_and_graceful_shutdown(
     ports = srv.ports
     stop = threading.Event()
     holder: dict[str, object] = {}
+    metrics_url = f"http://127.0.0.1:{ports.metrics}/metrics"
+    answered = scrape(metrics_url)["requests"]  # the module's server has answered earlier tests
     thread = threading.Thread(
         target=lambda: holder.update(
             r=run_load(
                 srv.url,
                 artifact,
                 clients=4,
-                requests=40,
+                requests=500,  # more than it can send before the kill: stopped by `stop` below
                 malformed_every=4,
                 timeout_s=60,
                 shapes=CHEAP_SHAPES,
@@ -298,7 +300,9 @@ def test_crash_restart_and_graceful_shutdown(
         )
     )
     thread.start()
-    time.sleep(2.0)
+    deadline = time.monotonic() + 30
+    while scrape(metrics_url)["requests"] < answered + 20 and time.monotonic() < deadline:  # this load's answers
+        time.sleep(0.05)
     srv.kill()  # the crash, mid-load: tritonserver and its backend stub (one process group)
     assert srv.process is not None
     group = srv.process.pid
@@ -324,7 +328,6 @@ def test_crash_restart_and_graceful_shutdown(
     # Graceful shutdown: requests in flight when SIGINT arrives are all answered, then the server exits 0.
     big = [inputs(4, 4, 112, 112, seed=10 + i) for i in range(8)]
     answers: dict[int, object] = {}
-    metrics_url = f"http://127.0.0.1:{ports.metrics}/metrics"
 
     def call(i: int) -> None:
         c = EncoderClient(srv.url, "http")
