@@ -21,12 +21,15 @@ CASES ?=
 EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
-	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx parity bench bench-quick runtime-cpp gpu-check
+	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx parity bench bench-quick runtime-cpp gpu-check \
+	serve serve-repository serve-load
 
 venv: $(STAMP)
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-serving.txt
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# nvidia-pytriton/tritonclient declare numpy<2 and protobuf<7: installed without their pins (see the file).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-serving.txt
 	# tensorrt-stubs declares a dependency on the tensorrt wheel, a stub that downloads from NVIDIA's index: skip it.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(TRT_STUBS)
 	touch $(STAMP)
@@ -70,6 +73,30 @@ bench: $(STAMP)
 		$(if $(DEVICE),--device $(DEVICE))
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks --quick
+
+# Serving (serving/): Triton Inference Server (from nvidia-pytriton) on ARTIFACT, or the best artifact under $(OUT)
+# for MODEL/PRECISION/PROFILE. Ctrl-C stops it after in-flight requests finish.
+ARTIFACT ?=
+ADDRESS ?= 127.0.0.1
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+PREFERRED_BATCH ?=
+QUEUE_DELAY_US ?= 1000
+INSTANCES ?= 1
+REPOSITORY ?= model_repository
+SERVE_ARTIFACT = $(if $(ARTIFACT),--artifact $(ARTIFACT)) $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) \
+	--profile $(PROFILE) --artifacts-dir $(OUT) --device $(if $(DEVICE),$(DEVICE),cpu) \
+	$(if $(PREFERRED_BATCH),--preferred-batch-sizes $(PREFERRED_BATCH)) --max-queue-delay-us $(QUEUE_DELAY_US) \
+	--instances $(INSTANCES)
+serve: $(STAMP)
+	$(PY) -m serving serve $(SERVE_ARTIFACT) --address $(ADDRESS) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) \
+		--metrics-port $(METRICS_PORT)
+serve-repository: $(STAMP)
+	$(PY) -m serving repository $(SERVE_ARTIFACT) --out $(REPOSITORY)
+serve-load: $(STAMP)
+	$(PY) -m serving.load --url 127.0.0.1:$(HTTP_PORT) --metrics http://127.0.0.1:$(METRICS_PORT)/metrics \
+		--artifact $(ARTIFACT)
 
 # C++ runtime (runtime/cpp/): library + command-line runner against the libtorch inside the torch wheel, nlohmann/json
 # from the nlohmann-json wheel (requirements.txt) and OpenSSL's libcrypto (Debian: libssl-dev).
