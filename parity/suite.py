@@ -16,12 +16,12 @@ from typing import Any
 import torch
 
 from models import load_config, weights_sha256
+from models.metrics import Metrics, compare
 from runtime.base import LoadError
 
 from .artifacts import ArtifactUnderTest, eager_artifact
 from .cases import CaseContext, CaseInput, Skip, build_case, load_input
 from .localise import Localisation, localise, make_probe
-from .metrics import Metrics, compare
 from .references import GOLDEN, REFERENCES, ReferenceBank, ReferenceError, calibration_name
 from .tolerances import Tolerances, Verdict
 

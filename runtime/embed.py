@@ -38,7 +38,7 @@ from safetensors.torch import save_file
 
 from export.manifest import ManifestError
 from export.profiles import ShapeProfile
-from models import CheckpointError, load_config, load_model, weights_sha256
+from models import CheckpointError, load_config, weights_sha256
 from models.checkpoint import file_sha256
 from models.errors import InputError
 
@@ -165,15 +165,12 @@ def run(args: argparse.Namespace) -> int:
             model_dir = str(ensure_default("full"))
         processor = load_processor(args.preprocessor or model_dir)
         inputs = make_inputs(args, processor, None, int(load_config(model_dir).rope_temporal_size or TIMELINE))
-        model = load_model(model_dir, dtype=DTYPES[args.dtype], device=args.device or "cpu")  # after the media
-        device = next(model.parameters()).device
+        from models.eager import EagerRunner  # eager only: the runtime never imports models at module level
+
+        # After the media; TF32 as the process has it (exact_fp32=False), as before.
+        eager = EagerRunner.load(model_dir, args.dtype, "sdpa", args.device or "cpu", exact_fp32=False)
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = model(
-                inputs.pixel_values.to(device, DTYPES[args.dtype]),
-                patch_positions=inputs.patch_positions.to(device),
-            )
-        features = out.last_hidden_state
+        features = eager(inputs.pixel_values, inputs.patch_positions)
         elapsed = time.perf_counter() - t0
         meta.update(
             engine="eager (sdpa)",
