@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from models import load_config
 from models.dtypes import DTYPES
 from models.tf32 import exact_float32, tf32_state
 
@@ -95,7 +96,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     prepare, compute = _load(args.target, args.model, args.precision, device)
     load_s = time.perf_counter() - start
-    inputs = [prepare(*workload.inputs(seed, DTYPES[args.precision], device)) for seed in range(args.rotate)]
+    patch = load_config(args.model).patch_size  # the checkpoint's own geometry
+    inputs = [prepare(*workload.inputs(seed, DTYPES[args.precision], device, patch)) for seed in range(args.rotate)]
     used: list[int] = []
     if cuda:
         torch.cuda.synchronize(device)

@@ -99,7 +99,7 @@ def has_remote_code(model_dir: str | Path) -> bool:
     return (Path(model_dir) / REMOTE_MODELING).is_file()
 
 
-def is_default_grid(case: CaseInput, patch: int = 14) -> bool:
+def is_default_grid(case: CaseInput, patch: int) -> bool:
     """True when the positions are the model's own default grid (t = frame index), i.e. no positions are needed."""
     from runtime.positions import grid_positions
 
@@ -144,7 +144,7 @@ class _RemoteModel:
         self.attention = str(getattr(model.config, "_attn_implementation", "?"))
 
     def unsupported(self, case: CaseInput) -> str | None:
-        if not self.takes_positions and not is_default_grid(case):
+        if not self.takes_positions and not is_default_grid(case, int(self.model.config.patch_size)):
             return "the remote code's forward takes no patch_positions: it runs the default-grid cases only"
         return None
 
