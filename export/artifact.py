@@ -73,6 +73,12 @@ def check_request(request: BuildRequest) -> OneVisionEncoderConfig:
     except CheckpointError as exc:
         raise ExportError(str(exc)) from None
     layers_run(request.output_layer, config.num_hidden_layers)
+    for profile in request.profiles:  # the manifest's profile is what the runtime checks inputs against
+        if profile.patch != config.patch_size:
+            raise ExportError(
+                f"profile {profile.name!r} is for {profile.patch}-px patches, but {request.model_dir} has "
+                f"patch_size {config.patch_size}: use a profile with patch={config.patch_size}"
+            )
     return config
 
 
