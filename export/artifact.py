@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from models import CheckpointError, OneVisionEncoderConfig, load_config, weights_sha256
+from models import CheckpointError, InputError, OneVisionEncoderConfig, layers_for_output, load_config, weights_sha256
 
 from .base import BuildRequest, ExportError
 from .manifest import PRECISIONS, SUFFIX, Manifest, manifest_path, tool_versions
@@ -36,10 +36,11 @@ DEVICES = ("cpu", "cuda")
 
 
 def layers_run(output_layer: int, num_layers: int) -> int:
-    """How many encoder layers an artifact with `output_layer` runs (EncoderExport's rule)."""
-    if not -num_layers <= output_layer <= num_layers or output_layer == 0:
-        raise ExportError(f"output_layer must be in [-{num_layers}, -1] or [1, {num_layers}], got {output_layer}")
-    return output_layer if output_layer > 0 else num_layers + 1 + output_layer
+    """How many encoder layers an artifact with `output_layer` runs (the model's rule), as an ExportError."""
+    try:
+        return layers_for_output(output_layer, num_layers)
+    except InputError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _safe(text: str) -> str:
@@ -72,6 +73,12 @@ def check_request(request: BuildRequest) -> OneVisionEncoderConfig:
     except CheckpointError as exc:
         raise ExportError(str(exc)) from None
     layers_run(request.output_layer, config.num_hidden_layers)
+    for profile in request.profiles:  # the manifest's profile is what the runtime checks inputs against
+        if profile.patch != config.patch_size:
+            raise ExportError(
+                f"profile {profile.name!r} is for {profile.patch}-px patches, but {request.model_dir} has "
+                f"patch_size {config.patch_size}: use a profile with patch={config.patch_size}"
+            )
     return config
 
 

@@ -9,7 +9,9 @@ from .modeling import (
     OneVisionEncoderModel,
     OneVisionEncoderPreTrainedModel,
     expected_shapes,
+    layers_for_output,
     load_model,
+    take_indices,
     validate_checkpoint_dir,
 )
 
@@ -23,8 +25,10 @@ __all__ = [
     "OneVisionEncoderModel",
     "OneVisionEncoderPreTrainedModel",
     "expected_shapes",
+    "layers_for_output",
     "load_config",
     "load_model",
+    "take_indices",
     "validate_checkpoint_dir",
     "weights_sha256",
 ]

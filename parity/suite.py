@@ -15,13 +15,13 @@ from typing import Any
 
 import torch
 
-from models import load_config, weights_sha256
+from models import OneVisionEncoderConfig, load_config, weights_sha256
+from models.metrics import Metrics, compare
 from runtime.base import LoadError
 
 from .artifacts import ArtifactUnderTest, eager_artifact
 from .cases import CaseContext, CaseInput, Skip, build_case, load_input
 from .localise import Localisation, localise, make_probe
-from .metrics import Metrics, compare
 from .references import GOLDEN, REFERENCES, ReferenceBank, ReferenceError, calibration_name
 from .tolerances import Tolerances, Verdict
 
@@ -111,9 +111,11 @@ def _tqdm(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def _inputs_for(art: ArtifactUnderTest, cfg: SuiteConfig) -> list[CaseInput | tuple[str, Skip]]:
-    """Every case fitted to this artifact (or the replayed inputs that fit it)."""
-    ctx = CaseContext(art.profile, art.min_tokens, cfg.seed)
+def _inputs_for(
+    art: ArtifactUnderTest, cfg: SuiteConfig, config: OneVisionEncoderConfig
+) -> list[CaseInput | tuple[str, Skip]]:
+    """Every case fitted to this artifact and checkpoint (or the replayed inputs that fit it)."""
+    ctx = CaseContext.for_config(config, art.profile, art.min_tokens, cfg.seed)
     out: list[CaseInput | tuple[str, Skip]] = []
     if cfg.replay is not None:
         for case in cfg.replay:
@@ -150,7 +152,7 @@ def run_suite(cfg: SuiteConfig, artifacts: list[ArtifactUnderTest]) -> SuiteResu
         plan[art.name] = []
         if art.error or art.skip_reason:
             continue
-        for item in _inputs_for(art, cfg):
+        for item in _inputs_for(art, cfg, config):
             if isinstance(item, tuple):
                 name, skip = item
                 res.rows.append(Row(art.name, name, "", "*", "skipped", skip.reason))

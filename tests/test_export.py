@@ -301,6 +301,10 @@ def test_bad_requests_are_one_line_errors(tiny_dir: Path, out_dir: Path) -> None
         build("tflite", request(tiny_dir, out_dir))
     with pytest.raises(ExportError, match="bf16 graph needs opset >= 22"):
         build("onnx", BuildRequest(tiny_dir, "bf16", [PROFILE], out_dir / "x", options={"opset": 20}))
+    # A profile for another patch size would put a wrong geometry in the manifest the runtime checks inputs with.
+    patch16 = ShapeProfile("patch-16", Range(1, 1, 2), Range(1, 1, 1), Range(16, 32, 64), Range(32, 32, 64), patch=16)
+    with pytest.raises(ExportError, match=r"profile 'patch-16' is for 16-px patches, but .* has patch_size 14"):
+        build("pt2", BuildRequest(tiny_dir, "fp32", [patch16], out_dir / "y"))
 
 
 def test_existing_artifact_is_not_overwritten(built: dict[str, BuildResult], tiny_dir: Path, out_dir: Path) -> None:

@@ -224,6 +224,24 @@ def test_case_matrix_on_test_small() -> None:
     assert isinstance(again, CaseInput) and torch.equal(again.pixel_values, codec.pixel_values)
 
 
+def test_cases_take_patch_and_timeline_from_the_checkpoint_config() -> None:
+    """The timeline and codec cases place frames on the config's own `rope_temporal_size`, not a constant 64."""
+    from models import OneVisionEncoderConfig
+
+    ctx = CaseContext.for_config(OneVisionEncoderConfig(rope_temporal_size=16), PROFILE)
+    assert (ctx.patch, ctx.timeline) == (14, 16)
+    timeline = build_case("timeline-64", ctx)
+    assert isinstance(timeline, CaseInput)
+    assert torch.equal(timeline.patch_positions[0, :: 8 * 8, 0], frame_timeline(timeline.shape[1], 16))
+    assert "16-frame timeline" in timeline.title
+    codec = build_case("codec-packed", ctx)
+    assert isinstance(codec, CaseInput) and int(codec.patch_positions[..., 0].max()) == 15
+    rnd = build_case("random-positions", ctx)
+    assert isinstance(rnd, CaseInput) and int(rnd.patch_positions[..., 0].max()) <= 15
+    unbounded = CaseContext.for_config(OneVisionEncoderConfig(rope_temporal_size=None), PROFILE)
+    assert unbounded.timeline == CaseContext(PROFILE).timeline == 64  # the published default, from the config class
+
+
 def test_eager_stand_in_runs_every_case(tiny_dir: Path, tmp_path: Path) -> None:
     """No profile: every case runs (one token included); the eager model passes against every reference."""
     code, report, _ = run_cli(

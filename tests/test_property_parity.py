@@ -4,7 +4,7 @@ Hypothesis draws inputs inside the `test-small` profile the tiny artifacts are b
 width anywhere in their ranges, and positions of three kinds per sample: the dense grid, frames spread over the
 64-slot timeline (t up to 63), and random non-grid [t, h, w] (t in [0, 63], h and w in [0, 63]). Each drawn input
 runs through the pt2, AOTInductor and ONNX artifacts (built once per session, tests/conftest.py) and is judged
-against the float64 golden by the parity rule itself (parity.metrics.compare + the fp32/fp64 row of
+against the float64 golden by the parity rule itself (models.metrics.compare + the fp32/fp64 row of
 parity/tolerances.json, with e_A measured by eager fp32 on the same input), exactly as `python -m parity` judges a
 golden row. Seeded and reproducible: Hypothesis runs derandomized (its seed is fixed by the test's name) under the
 settings profile below, printed with the run's count and time.
