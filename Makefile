@@ -21,12 +21,15 @@ CASES ?=
 EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
-	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-torchscript parity bench bench-quick runtime-cpp gpu-check
+	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-torchscript parity bench bench-quick \
+	runtime-cpp gpu-check serve serve-repository serve-load
 
 venv: $(STAMP)
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-serving.txt
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# nvidia-pytriton/tritonclient declare numpy<2 and protobuf<7: installed without their pins (see the file).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-serving.txt
 	# tensorrt-stubs declares a dependency on the tensorrt wheel, a stub that downloads from NVIDIA's index: skip it.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(TRT_STUBS)
 	touch $(STAMP)
@@ -74,10 +77,36 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks --quick
 
-# C++ runtime (runtime/cpp/): library + command-line runner against the libtorch inside the torch wheel.
+# Serving (serving/): Triton Inference Server (from nvidia-pytriton) on ARTIFACT, or the best artifact under $(OUT)
+# for MODEL/PRECISION/PROFILE. Ctrl-C stops it after in-flight requests finish.
+ARTIFACT ?=
+ADDRESS ?= 127.0.0.1
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+PREFERRED_BATCH ?=
+QUEUE_DELAY_US ?= 1000
+INSTANCES ?= 1
+REPOSITORY ?= model_repository
+SERVE_ARTIFACT = $(if $(ARTIFACT),--artifact $(ARTIFACT)) $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) \
+	--profile $(PROFILE) --artifacts-dir $(OUT) --device $(if $(DEVICE),$(DEVICE),cpu) \
+	$(if $(PREFERRED_BATCH),--preferred-batch-sizes $(PREFERRED_BATCH)) --max-queue-delay-us $(QUEUE_DELAY_US) \
+	--instances $(INSTANCES)
+serve: $(STAMP)
+	$(PY) -m serving serve $(SERVE_ARTIFACT) --address $(ADDRESS) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) \
+		--metrics-port $(METRICS_PORT)
+serve-repository: $(STAMP)
+	$(PY) -m serving repository $(SERVE_ARTIFACT) --out $(REPOSITORY)
+serve-load: $(STAMP)
+	$(PY) -m serving.load --url 127.0.0.1:$(HTTP_PORT) --metrics http://127.0.0.1:$(METRICS_PORT)/metrics \
+		--artifact $(ARTIFACT)
+
+# C++ runtime (runtime/cpp/): library + command-line runner against the libtorch inside the torch wheel, nlohmann/json
+# from the nlohmann-json wheel (requirements.txt) and OpenSSL's libcrypto (Debian: libssl-dev).
 runtime-cpp: $(STAMP)
 	cmake -S runtime/cpp -B runtime/cpp/build -DCMAKE_BUILD_TYPE=Release \
-		-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+		-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+		-DNLOHMANN_JSON_INCLUDE_DIR="$$($(PY) -c 'import nlohmann_json; print(nlohmann_json.get_include())')"
 	cmake --build runtime/cpp/build -j 2
 
 # Everything a CUDA GPU can show (tools/gpu_check.py): the machine's own Python, no venv, every report in RESULTS.
@@ -105,4 +134,4 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 clean:
-	rm -rf artifacts results runtime/cpp/build typings .mypy_cache .ruff_cache .pytest_cache
+	rm -rf artifacts results runtime/cpp/build typings .mypy_cache .ruff_cache .pytest_cache .hypothesis

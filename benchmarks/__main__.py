@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         row = run_worker(target, model_dir, precision, device, workload_name, args)
         row.update(label=label, workload=workload_name, precision=precision)
         if "error" not in row:
-            flops = encoder_flops(config, workload.tokens, workload.batch)
-            summarise(row, flops, workload.images, workload.batch * workload.tokens, floors.get(precision))
+            tokens = workload.tokens(config.patch_size)
+            flops = encoder_flops(config, tokens, workload.batch)
+            summarise(row, flops, workload.images, workload.batch * tokens, floors.get(precision))
             peak = peaks.get(precision, (None, ""))[0]
             if peak:
                 row["mfu"] = row["tflops"] / peak

@@ -27,7 +27,7 @@ from export.artifact import artifact_name
 from export.manifest import read_manifest, tool_versions
 from export.profiles import resolve_profile
 from models import load_config, weights_sha256
-from models.checkpoint import expected_shapes
+from models.modeling import expected_shapes
 from models.synthetic import ensure_default
 
 RESULTS = Path("benchmarks/results")
@@ -78,9 +78,7 @@ def run_build(kind: str, model: Path, precision: str, profile: str, out: Path) -
         raise SystemExit(f"error: {kind} export failed (exit {proc.returncode})")
     artifact = out / artifact_name(kind, precision, [resolve_profile(profile)])
     manifest = read_manifest(artifact)
-    files = [artifact]
-    if manifest.extra.get("external_data"):
-        files.append(artifact.with_name(manifest.extra["external_data"]))
+    files = [artifact, *(artifact.with_name(name) for name in manifest.side_files)]
     return {
         "kind": kind,
         "precision": precision,

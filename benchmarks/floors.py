@@ -39,8 +39,9 @@ def torch_matmul_gflops(dtype: torch.dtype, n: int, repeats: int, device: str) -
 def ort_matmul_gflops(n: int, repeats: int) -> float:
     """fp32 n×n×n MatMul in onnxruntime (CPU) with the right operand as an initializer, as in the exported graphs."""
     import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
+
+    from runtime.backends.onnx import create_session
 
     weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32), "w")
     graph = helper.make_graph(
@@ -51,7 +52,7 @@ def ort_matmul_gflops(n: int, repeats: int) -> float:
         initializer=[weight],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = create_session(model.SerializeToString(), torch.device("cpu"), "fp32")
     a = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
     del onnx
     return 2 * n**3 / _best_seconds(lambda: session.run(None, {"a": a}), repeats) / 1e9

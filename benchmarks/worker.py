@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from models import load_config
 from models.dtypes import DTYPES
 from models.tf32 import exact_float32, tf32_state
 
@@ -71,14 +72,10 @@ def device_memory(baseline_used: int, used_samples: list[int], torch_peak_reserv
 def _load(target: str, model_dir: str, precision: str, device: str) -> tuple[Callable[..., Inputs], Callable[..., Any]]:
     """(prepare, compute): `prepare(pv, pos)` runs outside the timed region, `compute(*prepared)` inside it."""
     if target == "eager":
-        from models import load_model
+        from models.eager import EagerRunner
 
-        model = load_model(model_dir, DTYPES[precision], "sdpa", device=device)
-
-        def eager(pv: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-            out: torch.Tensor = model(pv, patch_positions=pos).last_hidden_state
-            return out
-
+        # TF32 is decided by `measure` around the timed calls (--tf32), so the runner leaves it alone.
+        eager = EagerRunner.load(model_dir, precision, "sdpa", device, exact_fp32=False)
         return (lambda pv, pos: (pv, pos)), eager
     import runtime
 
@@ -99,7 +96,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     prepare, compute = _load(args.target, args.model, args.precision, device)
     load_s = time.perf_counter() - start
-    inputs = [prepare(*workload.inputs(seed, DTYPES[args.precision], device)) for seed in range(args.rotate)]
+    patch = load_config(args.model).patch_size  # the checkpoint's own geometry
+    inputs = [prepare(*workload.inputs(seed, DTYPES[args.precision], device, patch)) for seed in range(args.rotate)]
     used: list[int] = []
     if cuda:
         torch.cuda.synchronize(device)

@@ -14,22 +14,21 @@ class Workload:
     frames: int
     height: int
     width: int
-    patch: int = 14
 
-    @property
-    def tokens(self) -> int:
-        return self.frames * (self.height // self.patch) * (self.width // self.patch)
+    def tokens(self, patch: int) -> int:
+        """Tokens per sample for the checkpoint's `patch_size`."""
+        return self.frames * (self.height // patch) * (self.width // patch)
 
     @property
     def images(self) -> int:
         """Images (or frames/canvases) per call, for images/s."""
         return self.batch * self.frames
 
-    def inputs(self, seed: int, dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Seeded pixel_values (B,3,T,H,W) and the dense grid positions (B,L,3), int64."""
+    def inputs(self, seed: int, dtype: torch.dtype, device: str, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Seeded pixel_values (B,3,T,H,W) and the dense grid positions (B,L,3), int64, for `patch`-px patches."""
         g = torch.Generator().manual_seed(seed)
         pv = torch.randn(self.batch, 3, self.frames, self.height, self.width, generator=g).to(dtype)
-        h, w = self.height // self.patch, self.width // self.patch
+        h, w = self.height // patch, self.width // patch
         t_, h_, w_ = torch.meshgrid(torch.arange(self.frames), torch.arange(h), torch.arange(w), indexing="ij")
         pos = torch.stack((t_, h_, w_), -1).reshape(1, -1, 3).expand(self.batch, -1, -1).contiguous()
         return pv.to(device), pos.to(device)

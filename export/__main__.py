@@ -104,10 +104,7 @@ def _model_dir(args: argparse.Namespace) -> Path:
 
 
 def _size(result: BuildResult) -> float:
-    files = [result.path]
-    external = result.manifest.extra.get("external_data")
-    if external:
-        files.append(result.path.with_name(external))
+    files = [result.path, *(result.path.with_name(name) for name in result.manifest.side_files)]
     return sum(f.stat().st_size for f in files if f.exists()) / 2**20
 
 

@@ -6,21 +6,25 @@ of encoder layers it runs (`--output-layer -2` on the 24-layer model gives `-L23
 `--output-layer 23`). Several profiles (TensorRT) are joined with `+`.
 
 Files are written into a staging folder inside the output folder and moved into place only once the build and its
-verification succeeded, so a failed build never leaves a half-written artifact under the final name.
+verification succeeded, so a failed build never leaves a half-written artifact under the final name. Installed files
+get the mode a new file gets under the user's umask (some writers, e.g. onnx's external-data writer, create theirs
+0600).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from models import CheckpointError, OneVisionEncoderConfig, load_config, weights_sha256
+from models import CheckpointError, InputError, OneVisionEncoderConfig, layers_for_output, load_config, weights_sha256
 
 from .base import BuildRequest, ExportError
 from .manifest import PRECISIONS, SUFFIX, Manifest, manifest_path, tool_versions
@@ -32,10 +36,11 @@ DEVICES = ("cpu", "cuda")
 
 
 def layers_run(output_layer: int, num_layers: int) -> int:
-    """How many encoder layers an artifact with `output_layer` runs (EncoderExport's rule)."""
-    if not -num_layers <= output_layer <= num_layers or output_layer == 0:
-        raise ExportError(f"output_layer must be in [-{num_layers}, -1] or [1, {num_layers}], got {output_layer}")
-    return output_layer if output_layer > 0 else num_layers + 1 + output_layer
+    """How many encoder layers an artifact with `output_layer` runs (the model's rule), as an ExportError."""
+    try:
+        return layers_for_output(output_layer, num_layers)
+    except InputError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _safe(text: str) -> str:
@@ -68,6 +73,12 @@ def check_request(request: BuildRequest) -> OneVisionEncoderConfig:
     except CheckpointError as exc:
         raise ExportError(str(exc)) from None
     layers_run(request.output_layer, config.num_hidden_layers)
+    for profile in request.profiles:  # the manifest's profile is what the runtime checks inputs against
+        if profile.patch != config.patch_size:
+            raise ExportError(
+                f"profile {profile.name!r} is for {profile.patch}-px patches, but {request.model_dir} has "
+                f"patch_size {config.patch_size}: use a profile with patch={config.patch_size}"
+            )
     return config
 
 
@@ -99,28 +110,48 @@ def staging(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _previous_side_files(manifest: Path) -> list[str]:
+    """Side files an existing manifest names: its `files` list after the artifact (format 1: ONNX external data)."""
+    try:
+        data = json.loads(manifest.read_text())
+        names = [f.get("path") for f in data.get("files", [])[1:]] or [data.get("extra", {}).get("external_data")]
+    except (json.JSONDecodeError, AttributeError, TypeError):
+        return []
+    return [n for n in names if isinstance(n, str) and n and Path(n).name == n]
+
+
 def _remove_previous(artifact: Path) -> None:
     """An artifact being replaced: its manifest and the side files it names (e.g. ONNX external data) go too."""
     old = manifest_path(artifact)
     if old.is_file():
-        try:
-            side = json.loads(old.read_text()).get("extra", {}).get("external_data")
-        except (json.JSONDecodeError, AttributeError):
-            side = None
-        if isinstance(side, str) and side and Path(side).name == side:
+        for side in _previous_side_files(old):
             (artifact.parent / side).unlink(missing_ok=True)
         old.unlink()
 
 
+def umask_mode(folder: Path) -> int:
+    """The permission bits a new file gets in `folder` under this process's umask (found by creating one)."""
+    probe = folder / f".mode-{uuid.uuid4().hex[:12]}"
+    probe.touch()
+    try:
+        return stat.S_IMODE(probe.stat().st_mode)
+    finally:
+        probe.unlink()
+
+
 def install(files: list[Path], out_dir: Path, overwrite: bool) -> list[Path]:
-    """Move staged files into `out_dir` under their names (the first is the artifact; its old manifest goes too)."""
+    """Move staged files into `out_dir` under their names (the first is the artifact; its old manifest goes too).
+
+    Each gets the mode of a new file under the user's umask, whatever mode its writer created it with."""
     targets = [out_dir / f.name for f in files]
     refuse_existing(targets[0], overwrite)
     for target in targets:
         if target.exists() and not overwrite:
             raise ExportError(f"{target} already exists; pass --overwrite (overwrite=True) to replace it")
     _remove_previous(targets[0])
+    mode = umask_mode(files[0].parent)
     for staged, target in zip(files, targets, strict=True):
+        os.chmod(staged, mode)
         staged.replace(target)
     return targets
 

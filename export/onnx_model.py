@@ -260,10 +260,10 @@ def onnx_for_tensorrt(request: BuildRequest, folder: Path, precision: str | None
     return write_onnx(request, Path(folder) / f"model-{precision}.onnx", precision=precision).path
 
 
-def _ort_runner(path: Path) -> Any:
-    import onnxruntime as ort
+def _ort_runner(path: Path, precision: str) -> Any:
+    from runtime.backends.onnx import create_session
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = create_session(path, torch.device("cpu"), precision)
 
     def run(pixels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         feeds = {INPUT_NAMES[0]: pixels.cpu().numpy(), INPUT_NAMES[1]: positions.cpu().numpy()}
@@ -297,7 +297,8 @@ class OnnxBuilder:
             verify: dict[str, Any] = {"skipped": BF16_NOT_RUN}
         else:
             meter.stage("verify", "onnxruntime CPU at the profile's min shape against eager")
-            verify = verify_artifact(self.kind, _ort_runner(ctx.staged), wrapper, request.profile, request.precision)
+            run = _ort_runner(ctx.staged, request.precision)
+            verify = verify_artifact(self.kind, run, wrapper, request.profile, request.precision)
         extra_files = [ctx.staged.with_name(info.external_data)] if info.external_data else []
         extra = {
             "loader": "onnxruntime.InferenceSession(path) (external data is found beside the .onnx)",

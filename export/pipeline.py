@@ -61,8 +61,8 @@ def run_build(
         install([context.staged, *produced.extra_files], out_dir, request.overwrite)
         build = {**meter.finish(), **produced.build}
     manifest = make_manifest(request, kind, config, build, produced.extra, produced.device, produced.tools)
-    write_manifest(target, manifest)
-    size = target.stat().st_size + sum((out_dir / f.name).stat().st_size for f in produced.extra_files)
+    write_manifest(target, manifest, side_files=[f.name for f in produced.extra_files])
+    size = sum(int(f["size"]) for f in manifest.files)
     meter.say(f"wrote {target} ({size / 2**20:.1f} MiB) in {build['seconds']:.1f}s, peak {build['peak_rss_mib']} MiB")
     return BuildResult(kind, target, manifest, float(build["seconds"]), float(build["peak_rss_mib"]))
 

@@ -19,6 +19,7 @@ from models import OneVisionEncoderModel, load_model
 from models.dtypes import DTYPES
 
 from .base import ExportError
+from .device_free import make_device_free
 from .profiles import Range, ShapeProfile
 from .wrapper import INPUT_NAMES, EncoderExport
 
@@ -143,7 +144,9 @@ def example_inputs(wrapper: EncoderExport, profile: ShapeProfile, device: str = 
 
 
 def export_program(wrapper: EncoderExport, profile: ShapeProfile, device: str = "cpu") -> ExportedProgram:
-    """torch.export the wrapper with the profile's dynamic axes (non-strict, size-oblivious backed sizes)."""
+    """torch.export the wrapper with the profile's dynamic axes (non-strict, size-oblivious backed sizes); the program
+    names no device (export/device_free.py), so it runs on any device after `.module().to(device)`."""
     args = example_inputs(wrapper, profile, device)
     with export_mode():
-        return torch.export.export(wrapper, args, dynamic_shapes=dynamic_shapes(profile), strict=False)
+        program = torch.export.export(wrapper, args, dynamic_shapes=dynamic_shapes(profile), strict=False)
+    return make_device_free(program)

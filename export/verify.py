@@ -1,9 +1,10 @@
 """Build-time check of an artifact against the eager wrapper it was exported from.
 
 Every builder runs its fresh artifact at the profile's min shape (a shape other than the export example, so the
-dynamic axes are exercised) and compares it with the eager sdpa model in the same precision. The bounds are loose
-on purpose: they catch a broken graph, not a last-bit difference (that is the parity suite's job). Both sides run
-inside `models.tf32.exact_float32()`: no TF32 in either, whatever the process has set.
+dynamic axes are exercised) and compares it (`models.metrics.compare`) with the eager sdpa model in the same
+precision, run by the bundle's one eager runner (`models.eager.EagerRunner` over the wrapper's own model and
+layers). The bounds are loose on purpose: they catch a broken graph, not a last-bit difference (that is the parity
+suite's job). Both sides run inside `models.tf32.exact_float32()`: no TF32 in either, whatever the process has set.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import torch
 
+from models.eager import EagerRunner
+from models.metrics import compare
 from models.tf32 import exact_float32
 
 from .base import ExportError
@@ -25,17 +28,6 @@ from .wrapper import EncoderExport
 MAX_REL_L2 = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 5e-2}
 
 
-def compare(actual: torch.Tensor, expected: torch.Tensor) -> dict[str, float]:
-    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
-    if a.shape != e.shape:
-        raise ExportError(f"artifact output shape {tuple(a.shape)} != eager {tuple(e.shape)}")
-    return {
-        "max_abs": float((a - e).abs().max()),
-        "rel_l2": float((a - e).norm() / e.norm().clamp_min(1e-30)),
-        "finite": bool(torch.isfinite(a).all()),
-    }
-
-
 def verify_artifact(
     kind: str,
     run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -46,17 +38,21 @@ def verify_artifact(
     which: str = "min",
 ) -> dict[str, Any]:
     """Run `run(pixel_values, patch_positions)` and the eager wrapper at one profile shape; raise if they differ."""
-    dtype = next(wrapper.parameters()).dtype
+    eager = EagerRunner(wrapper.model, wrapper.num_layers, exact_fp32=True)
     shape = profile_shape(profile, which)
-    pixels, positions = inputs_at(shape, dtype, profile.patch, device, seed=1)
+    pixels, positions = inputs_at(shape, eager.dtype, profile.patch, device, seed=1)
+    expected = eager(pixels, positions)
     with torch.no_grad(), exact_float32():
-        expected = wrapper(pixels, positions)
         actual = run(pixels, positions)
-    stats = compare(actual, expected)
+    try:
+        m = compare(actual, expected)
+    except ValueError:
+        raise ExportError(f"artifact output shape {tuple(actual.shape)} != eager {tuple(expected.shape)}") from None
+    stats = {"max_abs": m.max_abs, "rel_l2": m.rel_l2, "finite": m.nonfinite == 0}
     bound = MAX_REL_L2[precision]
-    if not stats["finite"] or stats["rel_l2"] > bound:
+    if not stats["finite"] or m.rel_l2 > bound:
         raise ExportError(
-            f"{kind}: artifact output differs from eager at shape {shape} (rel L2 {stats['rel_l2']:.2e} > {bound:.0e}, "
-            f"max abs {stats['max_abs']:.2e}): the exported graph is wrong"
+            f"{kind}: artifact output differs from eager at shape {shape} (rel L2 {m.rel_l2:.2e} > {bound:.0e}, "
+            f"max abs {m.max_abs:.2e}, {m.nonfinite} non-finite): the exported graph is wrong"
         )
     return {"shape": list(shape), "reference": f"eager sdpa {precision}", "max_rel_l2": bound, **stats}

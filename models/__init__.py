@@ -2,10 +2,18 @@
 
 from transformers import AutoConfig, AutoModel
 
-from .checkpoint import load_config, load_model, validate_checkpoint_dir, weights_sha256
+from .checkpoint import load_config, weights_sha256
 from .configuration import MODEL_TYPE, OneVisionEncoderConfig
 from .errors import CheckpointError, InputError
-from .modeling import OneVisionEncoderModel, OneVisionEncoderPreTrainedModel
+from .modeling import (
+    OneVisionEncoderModel,
+    OneVisionEncoderPreTrainedModel,
+    expected_shapes,
+    layers_for_output,
+    load_model,
+    take_indices,
+    validate_checkpoint_dir,
+)
 
 AutoConfig.register(MODEL_TYPE, OneVisionEncoderConfig, exist_ok=True)
 AutoModel.register(OneVisionEncoderConfig, OneVisionEncoderModel, exist_ok=True)
@@ -16,8 +24,11 @@ __all__ = [
     "OneVisionEncoderConfig",
     "OneVisionEncoderModel",
     "OneVisionEncoderPreTrainedModel",
+    "expected_shapes",
+    "layers_for_output",
     "load_config",
     "load_model",
+    "take_indices",
     "validate_checkpoint_dir",
     "weights_sha256",
 ]

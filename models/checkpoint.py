@@ -1,4 +1,6 @@
-"""Checkpoint directories: validation with one clear error each, loading, and the weight files' sha256."""
+"""Checkpoint directories as files: config.json, the safetensors headers checked against expected shapes (one clear
+error each), and the weight files' sha256. Nothing here builds a model: `models.modeling` owns the parameter layout
+(`expected_shapes`) and validates a directory with these helpers before loading it."""
 
 from __future__ import annotations
 
@@ -10,15 +12,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from .attention import CONFIG_KEYS
 from .configuration import MODEL_TYPE, OneVisionEncoderConfig
 from .errors import CheckpointError
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth")
-ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -40,7 +40,8 @@ def load_config(directory: str | os.PathLike[str]) -> OneVisionEncoderConfig:
     model_type = data.get("model_type")
     if model_type != MODEL_TYPE:
         raise CheckpointError(f"{path}: model_type must be {MODEL_TYPE!r}, got {model_type!r}")
-    config = OneVisionEncoderConfig.from_dict(data)
+    # Reading a directory never resolves (or warns about) its attention choice: that is the loading model's business.
+    config = OneVisionEncoderConfig.from_dict({k: v for k, v in data.items() if k not in CONFIG_KEYS})
     config.validate()
     return config
 
@@ -106,28 +107,16 @@ def checkpoint_keys(directory: str | os.PathLike[str]) -> dict[str, dict[str, An
     return keys
 
 
-def expected_shapes(config: OneVisionEncoderConfig) -> dict[str, tuple[int, ...]]:
-    """Parameter name -> shape for a config, built on the meta device (no memory)."""
-    from .modeling import OneVisionEncoderModel
-
-    with torch.device("meta"):
-        model = OneVisionEncoderModel(config)
-    return {name: tuple(p.shape) for name, p in model.state_dict().items()}
-
-
 def _listing(names: Iterable[str], limit: int = 8) -> str:
     names = sorted(names)
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
-def validate_checkpoint_dir(directory: str | os.PathLike[str]) -> OneVisionEncoderConfig:
-    """Check a checkpoint directory completely before any tensor is loaded; raise one `CheckpointError`."""
-    if not Path(directory).is_dir():
-        raise CheckpointError(f"{directory}: not a directory")
-    config = load_config(directory)
+def check_weights(directory: str | os.PathLike[str], expected: dict[str, tuple[int, ...]]) -> None:
+    """The weight files hold exactly the `expected` tensor names with their shapes (headers only); one
+    `CheckpointError` otherwise."""
     found = checkpoint_keys(directory)
-    expected = expected_shapes(config)
     missing, unexpected = set(expected) - set(found), set(found) - set(expected)
     if missing or unexpected:
         parts = []
@@ -142,7 +131,6 @@ def validate_checkpoint_dir(directory: str | os.PathLike[str]) -> OneVisionEncod
         raise CheckpointError(
             f"{directory}: {len(wrong)} tensor(s) have the wrong shape, e.g. {name}: expected {want}, got {got}"
         )
-    return config
 
 
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
@@ -160,20 +148,3 @@ def weights_sha256(directory: str | os.PathLike[str]) -> str:
         return file_sha256(files[0])
     lines = "".join(f"{f.name}:{file_sha256(f)}\n" for f in files)
     return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def load_model(
-    directory: str | os.PathLike[str],
-    dtype: torch.dtype = torch.float32,
-    attn_implementation: str = "sdpa",
-    device: str | torch.device = "cpu",
-) -> Any:
-    """Validate and load a checkpoint directory into `OneVisionEncoderModel` (eval mode)."""
-    from .modeling import OneVisionEncoderModel
-
-    if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
-        raise CheckpointError(
-            f"attn_implementation must be one of {ATTENTION_IMPLEMENTATIONS}, got {attn_implementation!r}"
-        )
-    model = OneVisionEncoderModel.from_pretrained(directory, dtype=dtype, attn_implementation=attn_implementation)
-    return model.to(device).eval()

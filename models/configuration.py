@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from transformers import PretrainedConfig
 
+from .attention import CONFIG_KEYS, config_choice
 from .errors import CheckpointError
 
 MODEL_TYPE = "onevision_encoder"
 LAYER_NORM_TYPES = ("layer_norm", "rms_norm")
+# What a config.json that omits a key means: the default of the class its auto_map names (upstream's
+# `configuration_onevision_encoder.OneVisionEncoderConfig`), where that differs from this class's lang defaults.
+# Upstream's class describes the non-lang ViT-L/16 with a pooling head; the published lang config.json states both.
+FILE_DEFAULTS: dict[str, Any] = {"patch_size": 16, "use_head": True}
 
 
 class OneVisionEncoderConfig(PretrainedConfig):
     """Configuration of the OneVision encoder (ViT with 3D RoPE).
 
-    Defaults are those of the published `OneVision-Encoder-large-lang` checkpoint (ViT-L/14, 448 px, no pooling
-    head). `rope_temporal_size` is the length of the temporal grid the default (grid) positions index into: video
+    Constructor defaults are those of the published `OneVision-Encoder-large-lang` checkpoint (ViT-L/14, 448 px, no
+    pooling head). A config.json is read with `from_dict`, where a key the file omits takes upstream's class default
+    (`FILE_DEFAULTS`: patch_size 16, use_head true), as the checkpoint's own code would read it.
+    `rope_temporal_size` is the length of the temporal grid the default (grid) positions index into: video
     frames 0..T-1 map to t = 0..T-1, so at most `rope_temporal_size` frames can use the grid path.
+
+    Attention: an explicit `attn_implementation=` always wins. The file's own choice (`_attn_implementation` or
+    `attn_implementation`) is used only if this machine can run it, else `sdpa` with one warning (models/attention.py).
     """
 
     model_type = MODEL_TYPE
@@ -41,6 +52,11 @@ class OneVisionEncoderConfig(PretrainedConfig):
         use_head: bool = False,
         **kwargs: Any,
     ) -> None:
+        # `_attn_implementation` as a key is a config file's request (transformers would set it verbatim, over an
+        # explicit `attn_implementation`): honoured only when nothing explicit is given and this machine can run it.
+        requested = kwargs.pop("_attn_implementation", None)
+        if requested is not None and kwargs.get("attn_implementation") is None:
+            kwargs["attn_implementation"] = config_choice(requested)
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
@@ -57,6 +73,19 @@ class OneVisionEncoderConfig(PretrainedConfig):
         self.rope_theta = rope_theta
         self.rope_temporal_size = rope_temporal_size
         self.use_head = use_head
+
+    @classmethod
+    def from_dict(cls, config_dict: Mapping[str, Any], **kwargs: Any) -> Any:
+        """Read a config.json's dict: omitted keys take `FILE_DEFAULTS`; the file's attention choice (either spelling)
+        yields to an explicit `attn_implementation=` kwarg (what `from_pretrained`/`AutoConfig` pass on)."""
+        data = {**FILE_DEFAULTS, **config_dict}
+        from_file = [data.pop(key) for key in CONFIG_KEYS if key in data]
+        if kwargs.get("attn_implementation") is None:
+            kwargs.pop("attn_implementation", None)
+            requested = next((value for value in from_file if value is not None), None)
+            if requested is not None:
+                data["_attn_implementation"] = requested
+        return super().from_dict(data, **kwargs)
 
     @property
     def head_dim(self) -> int:

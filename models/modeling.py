@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -13,8 +14,10 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
+from .attention import ALWAYS_AVAILABLE
+from .checkpoint import check_weights, load_config
 from .configuration import OneVisionEncoderConfig
-from .errors import InputError
+from .errors import CheckpointError, InputError
 from .rope import VideoRotaryEmbeddingSplit466, apply_rotary
 
 
@@ -186,6 +189,40 @@ class OneVisionEncoderEncoder(nn.Module):
         return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden, attentions=all_attn)
 
 
+def take_indices(num_layers: int, indices: int | Sequence[int] | None = None) -> tuple[list[int], int]:
+    """timm's `feature_take_indices` over the encoder's hidden states 0..num_layers (0 = the embeddings after
+    layernorm_pre, k = the output of k encoder layers): `None` takes all, an int n the last n, a sequence those
+    indices (negative ones count from the end, -1 = the last layer). Returns (sorted indices, highest index)."""
+    count = num_layers + 1
+    if indices is None:
+        indices = count
+    if isinstance(indices, int):
+        if not 0 < indices <= count:
+            raise InputError(f"indices: expected how many last hidden states to take, in [1, {count}], got {indices}")
+        taken = list(range(count - indices, count))
+    else:
+        taken = []
+        for i in indices:
+            if not -count <= i < count:
+                raise InputError(f"indices: hidden state {i} is out of range [-{count}, {count - 1}]")
+            taken.append(i % count)
+        if not taken:
+            raise InputError("indices: expected at least one hidden state, got an empty sequence")
+        taken = sorted(set(taken))
+    return taken, taken[-1]
+
+
+def layers_for_output(output_layer: int, num_layers: int) -> int:
+    """The output-layer rule: how many encoder layers produce hidden state `output_layer` (Python indexing over the
+    hidden states without the embeddings: -1 = the last layer, -2 the penultimate; 1..num_layers count from the first).
+    """
+    if isinstance(output_layer, bool) or not isinstance(output_layer, int):
+        raise InputError(f"output_layer must be an int, got {type(output_layer).__name__}")
+    if not -num_layers <= output_layer <= num_layers or output_layer == 0:
+        raise InputError(f"output_layer must be in [-{num_layers}, -1] or [1, {num_layers}], got {output_layer}")
+    return output_layer if output_layer > 0 else num_layers + 1 + output_layer
+
+
 class OneVisionEncoderPreTrainedModel(PreTrainedModel):
     config_class = OneVisionEncoderConfig
     base_model_prefix = "onevision_encoder"
@@ -209,10 +246,12 @@ class OneVisionEncoderPreTrainedModel(PreTrainedModel):
     def from_pretrained(  # type: ignore[override,unused-ignore]
         cls, pretrained_model_name_or_path: str | os.PathLike[str], *args: Any, **kwargs: Any
     ) -> Any:
-        """Load a checkpoint directory; a local directory is validated first (strict keys, safetensors only)."""
-        if os.path.isdir(pretrained_model_name_or_path):
-            from .checkpoint import validate_checkpoint_dir
+        """Load a checkpoint directory; a local directory is validated first (strict keys, safetensors only).
 
+        `attn_implementation=` wins over the config's choice; without it, a config asking for an attention this
+        machine cannot run (FlashAttention without flash-attn or a GPU) loads with sdpa and one warning line.
+        """
+        if os.path.isdir(pretrained_model_name_or_path):
             validate_checkpoint_dir(pretrained_model_name_or_path)
             kwargs.setdefault("use_safetensors", True)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
@@ -320,17 +359,7 @@ class OneVisionEncoderModel(OneVisionEncoderPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        grid = self._check_pixels(pixel_values)
-        if visible_indices is not None:
-            self._check_visible(visible_indices, grid)
-        freqs = self._rope_freqs(pixel_values, grid, patch_positions, visible_indices)
-        freqs = torch.cat((freqs, freqs), dim=-1)
-
-        hidden_states = self.layernorm_pre(self.embeddings(pixel_values))
-        if visible_indices is not None:
-            index = visible_indices.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])
-            hidden_states = hidden_states.gather(1, index)
-
+        hidden_states, freqs = self._embed(pixel_values, visible_indices, patch_positions)
         out = self.encoder(
             hidden_states,
             rotary_pos_emb=freqs,
@@ -346,6 +375,63 @@ class OneVisionEncoderModel(OneVisionEncoderPreTrainedModel):
             attentions=out.attentions,
         )
         return result if return_dict else result.to_tuple()
+
+    def _embed(
+        self,
+        pixel_values: torch.Tensor,
+        visible_indices: torch.Tensor | None,
+        patch_positions: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked inputs -> (hidden state 0: patch embeddings after layernorm_pre, RoPE frequencies per token)."""
+        grid = self._check_pixels(pixel_values)
+        if visible_indices is not None:
+            self._check_visible(visible_indices, grid)
+        freqs = self._rope_freqs(pixel_values, grid, patch_positions, visible_indices)
+        freqs = torch.cat((freqs, freqs), dim=-1)
+
+        hidden_states = self.layernorm_pre(self.embeddings(pixel_values))
+        if visible_indices is not None:
+            index = visible_indices.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])
+            hidden_states = hidden_states.gather(1, index)
+        return hidden_states, freqs
+
+    def layers_for_output(self, output_layer: int) -> int:
+        """How many encoder layers an output taken at `output_layer` runs (see `layers_for_output`)."""
+        return layers_for_output(output_layer, self.config.num_hidden_layers)
+
+    def forward_intermediates(
+        self,
+        pixel_values: torch.Tensor,
+        patch_positions: torch.Tensor | None = None,
+        visible_indices: torch.Tensor | None = None,
+        *,
+        indices: int | Sequence[int] | None = None,
+        stop_early: bool = True,
+        intermediates_only: bool = False,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]] | list[torch.Tensor]:
+        """timm-style: the hidden states `indices` selects, and the last hidden state computed.
+
+        Hidden state k is the residual stream after k encoder layers (0 = the embeddings after layernorm_pre; the
+        lang variant has no post-norm, so hidden state N is `last_hidden_state`). `indices` as in `take_indices`
+        (None: all, an int n: the last n, a sequence: those, negative from the end). `stop_early` (default) runs only
+        the layers up to the highest index taken, so the returned last hidden state is that one; otherwise every
+        layer runs. Returns (last, intermediates), or the intermediates alone with `intermediates_only`. Same
+        numerics as `forward`: the same modules, in the same order.
+        """
+        n = self.config.num_hidden_layers
+        taken, highest = take_indices(n, indices)
+        hidden_states, freqs = self._embed(pixel_values, visible_indices, patch_positions)
+        layers = highest if stop_early else n
+        # All hidden states are recorded only when more than the last one is wanted: an exported "stop after layer
+        # k" graph (one index, stop_early) is the plain encoder call truncated to k layers.
+        record = taken != [layers]
+        out = self.encoder(
+            hidden_states, rotary_pos_emb=freqs, output_hidden_states=record, num_layers=layers, **kwargs
+        )
+        last = out.last_hidden_state
+        intermediates = [out.hidden_states[i] for i in taken] if record and out.hidden_states else [last]
+        return intermediates if intermediates_only else (last, intermediates)
 
     def _check_visible(self, visible_indices: torch.Tensor, grid: tuple[int, int, int, int]) -> None:
         b, t, hp, wp = grid
@@ -364,3 +450,36 @@ class OneVisionEncoderModel(OneVisionEncoderPreTrainedModel):
                 f"visible_indices must lie in [0, {total}) (the {total} tokens of the input), got values in "
                 f"[{int(visible_indices.min())}, {int(visible_indices.max())}]"
             )
+
+
+def expected_shapes(config: OneVisionEncoderConfig) -> dict[str, tuple[int, ...]]:
+    """Parameter name -> shape for a config, built on the meta device (no memory) with the model's own eager
+    attention: no attention backend is looked up or imported, whatever the config asks for."""
+    config = copy.deepcopy(config)
+    config._attn_implementation = "eager"
+    with torch.device("meta"):
+        model = OneVisionEncoderModel(config)
+    return {name: tuple(p.shape) for name, p in model.state_dict().items()}
+
+
+def validate_checkpoint_dir(directory: str | os.PathLike[str]) -> OneVisionEncoderConfig:
+    """Check a checkpoint directory completely before any tensor is loaded; raise one `CheckpointError`."""
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"{directory}: not a directory")
+    config = load_config(directory)
+    check_weights(directory, expected_shapes(config))
+    return config
+
+
+def load_model(
+    directory: str | os.PathLike[str],
+    dtype: torch.dtype = torch.float32,
+    attn_implementation: str = "sdpa",
+    device: str | torch.device = "cpu",
+) -> OneVisionEncoderModel:
+    """Validate and load a checkpoint directory into `OneVisionEncoderModel` (eval mode). The attention is always
+    explicit here (what every CLI of the bundle uses), so the config's own choice never applies."""
+    if attn_implementation not in ALWAYS_AVAILABLE:
+        raise CheckpointError(f"attn_implementation must be one of {ALWAYS_AVAILABLE}, got {attn_implementation!r}")
+    model = OneVisionEncoderModel.from_pretrained(directory, dtype=dtype, attn_implementation=attn_implementation)
+    return model.to(device).eval()

@@ -69,7 +69,12 @@ class VideoRotaryEmbeddingSplit466(nn.Module):
         return self
 
     def _inv_freqs(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        t, h, w = (getattr(self, f"inv_freq_{axis}").to(device=device, dtype=torch.float32) for axis in _AXES)
+        """The float32 buffers (`_apply` keeps them float32, so no cast). They are moved only when the positions live
+        on another device: an exported graph records no `.to(device)`, so it stays free of any device."""
+        bufs = tuple(getattr(self, f"inv_freq_{axis}") for axis in _AXES)
+        if any(b.dtype != torch.float32 for b in bufs):
+            raise RuntimeError("RoPE inverse frequencies must be float32 (call reset_inv_freqs after a dtype change)")
+        t, h, w = (b if b.device == device else b.to(device) for b in bufs)
         return t, h, w
 
     def forward(self, t: int, h: int, w: int, device: torch.device | None = None) -> torch.Tensor:

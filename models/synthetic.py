@@ -1,7 +1,11 @@
 """Synthetic checkpoints in the exact published layout, with seeded *expressive* random weights.
 
-Real weights cannot be downloaded here, so every command defaults to a checkpoint this module writes:
-`config.json` (with the published `auto_map`), bf16 `model.safetensors`, `preprocessor_config.json`.
+Real weights cannot be downloaded here, so every command defaults to a checkpoint this module writes, file for file
+what OneVision-Encoder-large-lang publishes: `config.json` (the published keys only, with `auto_map`,
+`"_attn_implementation": "flash_attention_2"` and `transformers_version` "4.57.3"), bf16 `model.safetensors`,
+`preprocessor_config.json`, the remote code `auto_map` names (the bundle's own implementation from
+models/remote_code/, not upstream's) and a `README.md` model card, which records that the weights are synthetic
+(preset, seed).
 
 The usual 0.02-std init makes attention nearly uniform, so a wrong RoPE frequency barely changes the output.
 These weights are scaled so attention logits span several units (q/k std sqrt(LOGIT_STD / hidden)), and norm
@@ -16,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +28,9 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from .checkpoint import SINGLE_FILE, expected_shapes
+from .checkpoint import SINGLE_FILE
 from .configuration import OneVisionEncoderConfig
+from .modeling import expected_shapes
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The published OneVision-Encoder-large-lang architecture (ViT-L/14, 448 px).
@@ -34,6 +40,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_DIRS = {name: Path("checkpoints") / f"synthetic-{name}" for name in PRESETS}
 DEFAULT_SEED = 1234
+# config.json as published: written by transformers 4.57.3 (5.7.0 in the "-tf57" variant), FlashAttention-2 by default.
+PUBLISHED_TRANSFORMERS_VERSIONS = ("4.57.3", "5.7.0")
+PUBLISHED_ATTENTION = "flash_attention_2"
+REMOTE_CODE_DIR = Path(__file__).parent / "remote_code"
+REMOTE_CODE_FILES = ("configuration_onevision_encoder.py", "modeling_onevision_encoder.py")
 LOGIT_STD = 3.0  # target std of the attention logits q.k/sqrt(head_dim) for unit-variance inputs
 
 # transformers' generic PretrainedConfig fields that the published config.json does not carry.
@@ -112,8 +123,36 @@ def synthetic_state_dict(config: OneVisionEncoderConfig, seed: int = DEFAULT_SEE
     return tensors
 
 
+def config_json(config: OneVisionEncoderConfig, transformers_version: str = PUBLISHED_TRANSFORMERS_VERSIONS[0]) -> str:
+    """config.json text with exactly the published keys (sorted, 2-space indent, as save_pretrained writes it)."""
+    data = {k: v for k, v in config.to_dict().items() if k not in _GENERIC_KEYS}
+    data["dtype"] = "bfloat16"
+    data["transformers_version"] = transformers_version
+    data["_attn_implementation"] = PUBLISHED_ATTENTION
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def model_card(preset: str, seed: int, config: OneVisionEncoderConfig) -> str:
+    """README.md of a synthetic checkpoint: where it came from (published repos carry a model card here too)."""
+    return (
+        "---\nlicense: apache-2.0\n---\n\n"
+        f"# Synthetic OneVision-Encoder-large-lang checkpoint (preset `{preset}`, seed {seed})\n\n"
+        "**Not trained weights.** Written by `python -m models.synthetic` of the OneVision encoder deployment bundle: "
+        "the published file layout with seeded random weights scaled so that RoPE, attention and norm bugs show.\n\n"
+        f"- hidden {config.hidden_size}, {config.num_hidden_layers} layers, {config.num_attention_heads} heads, "
+        f"patch {config.patch_size}, image {config.image_size}\n"
+        f"- regenerate: `python -m models.synthetic --preset {preset} --seed {seed}`\n"
+        "- `configuration_onevision_encoder.py` / `modeling_onevision_encoder.py`: the bundle's own independent "
+        "implementation (models/remote_code/), not upstream's code\n"
+    )
+
+
 def write_checkpoint(
-    out: str | os.PathLike[str], preset: str = "tiny", seed: int = DEFAULT_SEED, overwrite: bool = False
+    out: str | os.PathLike[str],
+    preset: str = "tiny",
+    seed: int = DEFAULT_SEED,
+    overwrite: bool = False,
+    transformers_version: str = PUBLISHED_TRANSFORMERS_VERSIONS[0],
 ) -> Path:
     """Write a synthetic checkpoint directory; refuses to touch a non-empty directory unless `overwrite`."""
     root = Path(out)
@@ -122,13 +161,13 @@ def write_checkpoint(
     config = make_config(preset)
     root.mkdir(parents=True, exist_ok=True)
     save_file(synthetic_state_dict(config, seed), str(root / SINGLE_FILE), metadata={"format": "pt"})
-    data = {k: v for k, v in config.to_dict().items() if k not in _GENERIC_KEYS}
-    data["dtype"] = "bfloat16"
-    data["synthetic"] = {"preset": preset, "seed": seed}
-    (root / "config.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    (root / "config.json").write_text(config_json(config, transformers_version))
     (root / "preprocessor_config.json").write_text(
         json.dumps(preprocessor_config(config.image_size), indent=2, sort_keys=True) + "\n"
     )
+    for name in REMOTE_CODE_FILES:
+        shutil.copyfile(REMOTE_CODE_DIR / name, root / name)
+    (root / "README.md").write_text(model_card(preset, seed, config))
     return root
 
 
@@ -147,10 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="directory to write (default: checkpoints/synthetic-<preset>)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing directory")
+    parser.add_argument(
+        "--transformers-version",
+        choices=PUBLISHED_TRANSFORMERS_VERSIONS,
+        default=PUBLISHED_TRANSFORMERS_VERSIONS[0],
+        help="config.json's transformers_version: the upstream repository's or its '-tf57' variant's",
+    )
     args = parser.parse_args(argv)
     out = args.out or DEFAULT_DIRS[args.preset]
     try:
-        root = write_checkpoint(out, args.preset, args.seed, args.overwrite)
+        root = write_checkpoint(out, args.preset, args.seed, args.overwrite, args.transformers_version)
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,9 +5,10 @@ against a float64 golden (parity/tolerances.json) and, on failure, the first lay
     from parity import SuiteConfig, run_suite, eager_artifact
 """
 
+from models.metrics import Metrics, compare
+
 from .artifacts import ArtifactUnderTest, EagerRunner, eager_artifact, from_file
 from .cases import CASES, CaseContext, CaseInput, build_case
-from .metrics import Metrics, compare
 from .suite import SuiteConfig, SuiteResult, run_suite
 from .tolerances import Tolerances, load_tolerances
 

@@ -29,7 +29,7 @@ from .references import (
     has_remote_code,
     parse_references,
 )
-from .report import summary_table
+from .report import summary_table, write_reports
 from .suite import SMALL_MODEL_PARAMS, SuiteConfig, count_params, replay_inputs, run_suite
 from .tolerances import ToleranceError, load_tolerances
 
@@ -232,10 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     res = run_suite(cfg, artifacts)
     res.notes.extend(notes)
-    if notes:
-        from .report import write_reports
-
-        write_reports(res, cfg)
+    write_reports(res, cfg)
     log(summary_table(res))
     verdict = "FAIL" if res.failed else "PASS"
     log(f"parity: {verdict} in {res.info.get('seconds')} s; report: {cfg.out_dir / 'report.md'}")

@@ -4,9 +4,9 @@
 encoder layers its output is taken after, a lazily loaded runner `run(pixel_values, patch_positions)`, and, when
 not runnable here, the reason it is skipped.
 
-`EagerRunner` is a runner-like object around the eager model (optionally with a planted defect): the suite's own
-tests use it, and `--artifacts eager-fp32,eager-bf16` runs the eager model through the whole suite as if it were an
-artifact (a self-check of the pipeline: it must pass against every reference).
+Eager stand-ins run the bundle's one eager runner (`models.eager.EagerRunner`, optionally with a planted defect):
+the suite's own tests use them, and `--artifacts eager-fp32,eager-bf16` runs the eager model through the whole suite
+as if it were an artifact (a self-check of the pipeline: it must pass against every reference).
 
 Every artifact run and every eager stand-in computes inside `models.tf32.exact_float32()` (no TF32), like the
 references they are compared with.
@@ -25,62 +25,13 @@ import torch
 
 from export.manifest import SUFFIX, Manifest, ManifestError, read_manifest
 from export.profiles import MIN_TOKENS, ShapeProfile
-from models import OneVisionEncoderConfig, load_model
+from models import InputError, OneVisionEncoderConfig, layers_for_output
+from models.eager import EagerRunner
 from models.tf32 import exact_float32
 
 from .references import DTYPES
 
 EAGER_KINDS = ("eager-fp32", "eager-bf16", "eager-fp16")
-
-
-class EagerRunner:
-    """`runner(pixel_values, patch_positions) -> last_hidden_state` over the eager model (sdpa by default).
-
-    `perturb(model)` may modify the loaded model (tests plant defects this way). `hidden_states()` returns the
-    per-layer outputs the localiser compares.
-    """
-
-    def __init__(
-        self,
-        model_dir: str | Path,
-        precision: str = "fp32",
-        attention: str = "sdpa",
-        device: str | torch.device = "cpu",
-        num_layers: int | None = None,
-        perturb: Callable[[Any], None] | None = None,
-    ) -> None:
-        self.precision = precision
-        self.dtype = DTYPES[precision]
-        self.device = torch.device(device)
-        self.model = load_model(model_dir, self.dtype, attention, device=self.device)
-        if perturb is not None:
-            perturb(self.model)
-        self.num_layers = num_layers or int(self.model.config.num_hidden_layers)
-
-    def __call__(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), exact_float32():
-            out = self.model(
-                pixel_values.to(self.device, self.dtype),
-                patch_positions=patch_positions.to(self.device),
-                num_layers=self.num_layers,
-                return_dict=True,
-            )
-        return out.last_hidden_state
-
-    def hidden_states(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> list[torch.Tensor]:
-        with torch.inference_mode(), exact_float32():
-            out = self.model(
-                pixel_values.to(self.device, self.dtype),
-                patch_positions=patch_positions.to(self.device),
-                num_layers=self.num_layers,
-                output_hidden_states=True,
-                return_dict=True,
-            )
-        return [h.detach().to("cpu") for h in out.hidden_states]
-
-    def close(self) -> None:
-        del self.model
-        gc.collect()
 
 
 @dataclass
@@ -156,7 +107,7 @@ def eager_artifact(
     layers = num_layers or int(config["num_hidden_layers"])
 
     def load() -> EagerRunner:
-        return EagerRunner(model_dir, precision, attention, device, layers, perturb)
+        return EagerRunner.load(model_dir, DTYPES[precision], attention, device, layers, perturb=perturb)
 
     return ArtifactUnderTest(
         name=name or f"eager-{precision}",
@@ -174,8 +125,7 @@ def _layers_run(manifest: Manifest, total: int) -> int:
     layers = manifest.extra.get("layers_run") if isinstance(manifest.extra, dict) else None
     if isinstance(layers, int):
         return layers
-    k = manifest.output_layer
-    return k if k > 0 else total + 1 + k
+    return layers_for_output(manifest.output_layer, total)
 
 
 def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, device: torch.device) -> ArtifactUnderTest:
@@ -189,12 +139,16 @@ def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, devi
         profile: ShapeProfile | None = ShapeProfile.from_dict(manifest.profile)
     except ValueError as exc:
         return ArtifactUnderTest(name, manifest.kind, manifest.precision, None, 0, path, error=f"bad profile: {exc}")
+    try:
+        layers = _layers_run(manifest, config.num_hidden_layers)
+    except InputError as exc:
+        return ArtifactUnderTest(name, manifest.kind, manifest.precision, profile, 0, path, error=f"manifest: {exc}")
     art = ArtifactUnderTest(
         name=name,
         kind=manifest.kind,
         precision=manifest.precision,
         profile=profile,
-        num_layers=_layers_run(manifest, config.num_hidden_layers),
+        num_layers=layers,
         path=path,
         manifest=manifest,
     )

@@ -19,16 +19,19 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from export.profiles import MIN_TOKENS, PATCH, Range, ShapeProfile
+from export.profiles import MIN_TOKENS, Range, ShapeProfile
+from models import OneVisionEncoderConfig
 from models.synthetic import CLIP_MEAN, CLIP_STD
 from runtime.positions import codec_pack, frame_timeline, grid_positions, top_patches
 
-TIMELINE = 64  # rope_temporal_size of the published model: the codec/timeline cases use t in [0, 63]
+# Contexts built without a checkpoint (tests) get the published geometry: the config class's own defaults.
+_PUBLISHED = OneVisionEncoderConfig()
+_PUBLISHED_TIMELINE = cast(int, _PUBLISHED.rope_temporal_size)
 
 
 @dataclass
@@ -85,13 +88,24 @@ class Skip:
 
 @dataclass
 class CaseContext:
-    """What a case needs to fit itself: the artifact's profile (None: any shape) and its token minimum."""
+    """What a case needs to fit itself: the artifact's profile (None: any shape), its token minimum, and the
+    checkpoint's geometry (`patch_size`, and `rope_temporal_size` as the timeline; see `for_config`)."""
 
     profile: ShapeProfile | None
     min_tokens: int = MIN_TOKENS
     base_seed: int = 0
-    patch: int = PATCH
+    patch: int = _PUBLISHED.patch_size
+    timeline: int = _PUBLISHED_TIMELINE  # slots of the timeline/codec cases: t in [0, timeline - 1]
     notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def for_config(
+        cls, config: OneVisionEncoderConfig, profile: ShapeProfile | None, min_tokens: int = MIN_TOKENS, seed: int = 0
+    ) -> CaseContext:
+        """A context with the checkpoint's own patch size and timeline (`rope_temporal_size`; a config without one
+        bounds no timeline, and the cases keep the published length)."""
+        timeline = config.rope_temporal_size or _PUBLISHED_TIMELINE
+        return cls(profile, min_tokens, seed, patch=config.patch_size, timeline=timeline)
 
     @property
     def profile_name(self) -> str:
@@ -254,12 +268,12 @@ def case_timeline_64(ctx: CaseContext) -> CaseInput | Skip:
     if isinstance(started, Skip):
         return started
     seed, gen = started
-    index = frame_timeline(t, TIMELINE)
+    index = frame_timeline(t, ctx.timeline)
     pv = render(gen, b, t, h, w, frame_index=index)
     pos = grid_positions(b, t, h // ctx.patch, w // ctx.patch, frame_index=index)
     notes = [f"{t} frames of {h}x{w}"] if (t, h, w) != (8, 224, 224) else []
     t_list = " ".join(str(int(v)) for v in index)
-    title = f"{t} frames mapped onto the {TIMELINE}-frame timeline: t = {t_list}"
+    title = f"{t} frames mapped onto the {ctx.timeline}-frame timeline: t = {t_list}"
     return CaseInput(name, title, pv, pos, seed, ctx.pname, _adapted(notes))
 
 
@@ -275,13 +289,13 @@ def case_random_positions(ctx: CaseContext) -> CaseInput | Skip:
     hmax, wmax = max(2 * (h // ctx.patch), 8), max(2 * (w // ctx.patch), 8)
     pos = torch.stack(
         (
-            torch.randint(0, TIMELINE, (b, n), generator=gen),
+            torch.randint(0, ctx.timeline, (b, n), generator=gen),
             torch.randint(0, hmax, (b, n), generator=gen),
             torch.randint(0, wmax, (b, n), generator=gen),
         ),
         dim=-1,
     )
-    detail = f"t in [0, {TIMELINE - 1}], h in [0, {hmax - 1}], w in [0, {wmax - 1}]"
+    detail = f"t in [0, {ctx.timeline - 1}], h in [0, {hmax - 1}], w in [0, {wmax - 1}]"
     return CaseInput(name, f"{title}: {detail}", pv, pos.contiguous(), seed, ctx.pname, "")
 
 
@@ -293,11 +307,11 @@ def case_codec_packed(ctx: CaseContext) -> CaseInput | Skip:
         return started
     seed, gen = started
     hp, wp = h // ctx.patch, w // ctx.patch
-    frames = render(gen, b, TIMELINE, h, w)  # the source clip: one frame per timeline slot
+    frames = render(gen, b, ctx.timeline, h, w)  # the source clip: one frame per timeline slot
     # Codec-style scores: residual energy of each patch against the previous frame (the first frame: its own
     # energy), plus a little noise so the selection spreads; the best patch of the last frame is always kept.
     resid = torch.cat((frames[:, :, :1], frames[:, :, 1:] - frames[:, :, :-1]), dim=2)
-    energy = resid.pow(2).reshape(b, 3, TIMELINE, hp, ctx.patch, wp, ctx.patch).sum(dim=(1, 4, 6))
+    energy = resid.pow(2).reshape(b, 3, ctx.timeline, hp, ctx.patch, wp, ctx.patch).sum(dim=(1, 4, 6))
     scores = energy * (1.0 + 0.5 * torch.rand(energy.shape, generator=gen))
     last = scores[:, -1].reshape(b, -1).argmax(dim=1)
     for i in range(b):
@@ -306,8 +320,8 @@ def case_codec_packed(ctx: CaseContext) -> CaseInput | Skip:
     pv, pos = codec_pack(frames, mask, (hp, wp))
     used = int(pos[..., 0].max())
     title = (
-        f"codec-style selection: {k * hp * wp} of {TIMELINE * hp * wp} patches of a {TIMELINE}-frame clip packed "
-        f"into {k} canvas(es) of {h}x{w}, t up to {used}"
+        f"codec-style selection: {k * hp * wp} of {ctx.timeline * hp * wp} patches of a {ctx.timeline}-frame clip "
+        f"packed into {k} canvas(es) of {h}x{w}, t up to {used}"
     )
     return CaseInput(name, title, pv.contiguous(), pos.contiguous(), seed, ctx.pname, "")
 

@@ -11,7 +11,7 @@ How each kind exposes its hidden states (cheap: one extra run of the failing cas
   residual add; found through the `nn_module_stack` metadata torch.export keeps on every node) is recorded.
 - onnx: the last node of each `encoder.layers.<i>` scope (`pkg.torch.onnx.name_scopes` metadata written by the
   torch exporter) becomes an extra graph output; the same weights and graph run in onnxruntime on the CPU.
-- eager stand-ins: the model's own `output_hidden_states=True`.
+- eager stand-ins: the model's own `forward_intermediates` (every hidden state, through `models.eager.EagerRunner`).
 - aoti / trt / torchscript (compiled or frozen, nothing inside is read): bisection over truncated rebuilds of the
   same kind
   (`BuildRequest(output_layer=k)` from the manifest's source checkpoint): ceil(log2(N)) builds. This re-creates
@@ -33,11 +33,11 @@ from typing import Any
 
 import torch
 
+from models.metrics import compare
 from models.tf32 import exact_float32
 
 from .artifacts import ArtifactUnderTest, EagerRunner
 from .cases import CaseInput
-from .metrics import compare
 from .references import GOLDEN, REFERENCES, ReferenceBank, calibration_name
 from .tolerances import Tolerances
 
@@ -72,7 +72,7 @@ class Probe:
 
 
 class EagerProbe(Probe):
-    method = "eager model: output_hidden_states"
+    method = "eager model: forward_intermediates"
 
     def __init__(self, runner: EagerRunner) -> None:
         self.runner = runner
@@ -126,9 +126,10 @@ class Pt2Probe(Probe):
 class OnnxProbe(Probe):
     method = "onnx: the last node of each encoder.layers.<i> scope added as a graph output (onnxruntime, CPU)"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, precision: str = "fp32") -> None:
         import onnx
-        import onnxruntime as ort
+
+        from runtime.backends.onnx import LoadError, create_session
 
         model = onnx.load(str(path))
         last: dict[int, str] = {}
@@ -155,13 +156,14 @@ class OnnxProbe(Probe):
                 model.graph.output.append(onnx.helper.make_tensor_value_info(value, elem, None))
                 existing.add(value)
         self.names = {value: slot for slot, value in last.items()}
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
         with tempfile.TemporaryDirectory(prefix="parity-onnx-") as tmp:
             target = Path(tmp) / "probe.onnx"
             onnx.save(model, str(target), save_as_external_data=True, location="probe.onnx.data")
             del model
-            self.session = ort.InferenceSession(str(target), sess_options=options, providers=["CPUExecutionProvider"])
+            try:
+                self.session = create_session(target, torch.device("cpu"), precision)
+            except LoadError as exc:
+                raise LookupError(str(exc)) from None
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def states(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -227,7 +229,7 @@ def make_probe(art: ArtifactUnderTest, mode: str, model_dir: Path, small_model: 
         if art.kind == "onnx" and art.path is not None and mode != "rebuild":
             if art.precision == "bf16":
                 return "bf16 ONNX: numpy has no bfloat16, so the probe cannot feed it (export fp32 to localise)"
-            return OnnxProbe(art.path)
+            return OnnxProbe(art.path, art.precision)
     except LookupError as exc:
         return f"cannot read hidden states: {exc}"
     if art.kind in ("aoti", "trt", "pt2", "onnx", "torchscript"):

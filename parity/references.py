@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from models import load_model
 from models.dtypes import DTYPES as PRECISION_DTYPES
+from models.eager import EagerRunner
 from models.tf32 import exact_float32
 
 from .cases import CaseInput
@@ -99,7 +99,7 @@ def has_remote_code(model_dir: str | Path) -> bool:
     return (Path(model_dir) / REMOTE_MODELING).is_file()
 
 
-def is_default_grid(case: CaseInput, patch: int = 14) -> bool:
+def is_default_grid(case: CaseInput, patch: int) -> bool:
     """True when the positions are the model's own default grid (t = frame index), i.e. no positions are needed."""
     from runtime.positions import grid_positions
 
@@ -127,8 +127,10 @@ def load_remote_model(model_dir: str | Path, dtype: torch.dtype) -> Any:
     if model_class.__module__.startswith(("models.", "transformers.models.")):
         where = model_class.__module__
         raise ReferenceError(f"--remote-reference resolved to a local class ({where}), not the checkpoint's code")
-    config = config_class.from_pretrained(str(model_dir))
-    return model_class.from_pretrained(str(model_dir), config=config, dtype=dtype).eval()
+    # Eager attention, explicitly: the published config.json asks for FlashAttention-2, and upstream's eager path is
+    # its exact numerics. Passed to the model too: a `_attn_implementation` key in the file beats the config kwarg.
+    config = config_class.from_pretrained(str(model_dir), attn_implementation="eager")
+    return model_class.from_pretrained(str(model_dir), config=config, dtype=dtype, attn_implementation="eager").eval()
 
 
 class _RemoteModel:
@@ -142,7 +144,7 @@ class _RemoteModel:
         self.attention = str(getattr(model.config, "_attn_implementation", "?"))
 
     def unsupported(self, case: CaseInput) -> str | None:
-        if not self.takes_positions and not is_default_grid(case):
+        if not self.takes_positions and not is_default_grid(case, int(self.model.config.patch_size)):
             return "the remote code's forward takes no patch_positions: it runs the default-grid cases only"
         return None
 
@@ -174,7 +176,7 @@ class _Runner:
         spec: RefSpec,
         device: torch.device,
         total_layers: int,
-        local: Any = None,
+        local: EagerRunner | None = None,
         remote: _RemoteModel | None = None,
     ) -> None:
         self.spec, self.device, self.total_layers = spec, device, total_layers
@@ -186,12 +188,15 @@ class _Runner:
     def __call__(
         self, case: CaseInput, num_layers: int, hidden: bool
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        if self.local is not None:
+            if hidden:
+                states = self.local.hidden_states(case.pixel_values, case.patch_positions, num_layers)
+                return states[-1], tuple(states)
+            return self.local(case.pixel_values, case.patch_positions, num_layers), None
+        assert self.remote is not None
         pv = case.pixel_values.to(self.device, self.spec.dtype)
         pos = case.patch_positions.to(self.device)
-        if self.remote is not None:
-            return self.remote(pv, pos, num_layers, self.total_layers, hidden)
-        out = self.local(pv, patch_positions=pos, num_layers=num_layers, output_hidden_states=hidden, return_dict=True)
-        return out.last_hidden_state, (tuple(out.hidden_states) if hidden else None)
+        return self.remote(pv, pos, num_layers, self.total_layers, hidden)
 
 
 class ReferenceBank:
@@ -208,9 +213,9 @@ class ReferenceBank:
         self.remote_class: str | None = None
 
     # -- models -------------------------------------------------------------------------------------------------
-    def _local(self, spec: RefSpec) -> Any:
+    def _local(self, spec: RefSpec) -> EagerRunner:
         attn = "sdpa" if spec.attention == "sdpa" else "eager"
-        return load_model(self.model_dir, DTYPES[spec.precision], attn, device=self.device)
+        return EagerRunner.load(self.model_dir, spec.dtype, attn, self.device)
 
     def _remote(self, spec: RefSpec) -> _RemoteModel:
         if not has_remote_code(self.model_dir):

@@ -6,12 +6,11 @@ import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .cases import save_input
 from .references import GOLDEN, REFERENCES
-
-if TYPE_CHECKING:
-    from .suite import SuiteConfig, SuiteResult
+from .suite import SuiteConfig, SuiteResult
 
 
 def _g(x: float | None, digits: int = 3) -> str:
@@ -352,7 +351,10 @@ def summary_table(res: SuiteResult) -> str:
 
 
 def write_reports(res: SuiteResult, cfg: SuiteConfig) -> tuple[Path, Path]:
+    """Write report.json, report.md and the inputs (inputs/<case>.safetensors, for --replay) under cfg.out_dir."""
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    for case in res.cases.values():
+        save_input(case, cfg.out_dir / "inputs")
     jpath = cfg.out_dir / "report.json"
     mpath = cfg.out_dir / "report.md"
     jpath.write_text(json.dumps(to_json(res, cfg), indent=2) + "\n")

@@ -15,13 +15,13 @@ from typing import Any
 
 import torch
 
-from models import load_config, weights_sha256
+from models import OneVisionEncoderConfig, load_config, weights_sha256
+from models.metrics import Metrics, compare
 from runtime.base import LoadError
 
 from .artifacts import ArtifactUnderTest, eager_artifact
-from .cases import CaseContext, CaseInput, Skip, build_case, load_input, save_input
+from .cases import CaseContext, CaseInput, Skip, build_case, load_input
 from .localise import Localisation, localise, make_probe
-from .metrics import Metrics, compare
 from .references import GOLDEN, REFERENCES, ReferenceBank, ReferenceError, calibration_name
 from .tolerances import Tolerances, Verdict
 
@@ -111,9 +111,11 @@ def _tqdm(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def _inputs_for(art: ArtifactUnderTest, cfg: SuiteConfig) -> list[CaseInput | tuple[str, Skip]]:
-    """Every case fitted to this artifact (or the replayed inputs that fit it)."""
-    ctx = CaseContext(art.profile, art.min_tokens, cfg.seed)
+def _inputs_for(
+    art: ArtifactUnderTest, cfg: SuiteConfig, config: OneVisionEncoderConfig
+) -> list[CaseInput | tuple[str, Skip]]:
+    """Every case fitted to this artifact and checkpoint (or the replayed inputs that fit it)."""
+    ctx = CaseContext.for_config(config, art.profile, art.min_tokens, cfg.seed)
     out: list[CaseInput | tuple[str, Skip]] = []
     if cfg.replay is not None:
         for case in cfg.replay:
@@ -132,9 +134,7 @@ def _inputs_for(art: ArtifactUnderTest, cfg: SuiteConfig) -> list[CaseInput | tu
 
 
 def run_suite(cfg: SuiteConfig, artifacts: list[ArtifactUnderTest]) -> SuiteResult:
-    """Run everything; write report.json/report.md and the inputs under cfg.out_dir; return the result."""
-    from .report import write_reports
-
+    """Run everything and return the result; nothing is written (the CLI writes it: report.write_reports)."""
     started = time.perf_counter()
     seen: dict[str, int] = {}
     for art in artifacts:  # names key everything below: make them unique (same file name in two folders)
@@ -145,23 +145,20 @@ def run_suite(cfg: SuiteConfig, artifacts: list[ArtifactUnderTest]) -> SuiteResu
     config = load_config(cfg.model_dir)
     total_layers = config.num_hidden_layers
     res.info = _environment(cfg, config.to_dict(), weights_sha256(cfg.model_dir))
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
 
-    # 1. Inputs per artifact (skips recorded now), saved for --replay.
+    # 1. Inputs per artifact (skips recorded now); write_reports saves them for --replay.
     plan: dict[str, list[CaseInput]] = {}
     for art in artifacts:
         plan[art.name] = []
         if art.error or art.skip_reason:
             continue
-        for item in _inputs_for(art, cfg):
+        for item in _inputs_for(art, cfg, config):
             if isinstance(item, tuple):
                 name, skip = item
                 res.rows.append(Row(art.name, name, "", "*", "skipped", skip.reason))
                 continue
             res.cases.setdefault(item.key, item)
             plan[art.name].append(res.cases[item.key])
-    for case in res.cases.values():
-        save_input(case, cfg.out_dir / "inputs")
 
     # 2. References (golden + calibration at each artifact precision + the shown ones), one model at a time.
     bank = ReferenceBank(cfg.model_dir, cfg.device, total_layers)
@@ -238,7 +235,6 @@ def run_suite(cfg: SuiteConfig, artifacts: list[ArtifactUnderTest]) -> SuiteResu
         art.close()
     bar.close()
     res.info["seconds"] = round(time.perf_counter() - started, 1)
-    write_reports(res, cfg)
     return res
 
 

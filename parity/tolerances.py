@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .metrics import Metrics
+from models.metrics import Metrics
 
 DEFAULT_PATH = Path(__file__).with_name("tolerances.json")
 RULE_FIELDS = ("k_rel_l2", "floor_rel_l2", "k_angle", "floor_angle")

@@ -38,7 +38,7 @@ from safetensors.torch import save_file
 
 from export.manifest import ManifestError
 from export.profiles import ShapeProfile
-from models import CheckpointError, load_config, load_model, weights_sha256
+from models import CheckpointError, load_config, weights_sha256
 from models.checkpoint import file_sha256
 from models.errors import InputError
 
@@ -54,7 +54,6 @@ from .media import (
     load_selection,
     media_kind,
 )
-from .positions import PATCH, TIMELINE
 
 
 def features_checksum(features: torch.Tensor) -> str:
@@ -64,12 +63,13 @@ def features_checksum(features: torch.Tensor) -> str:
 
 
 def fit_square(size: int, profile: ShapeProfile) -> int | None:
-    """`size` if a size x size frame fits the profile, else the largest square multiple of 14 that does (or None)."""
+    """`size` if a size x size frame fits the profile, else the largest square multiple of its patch that does (or
+    None)."""
     low = max(profile.height.min, profile.width.min)
     high = min(profile.height.max, profile.width.max)
     if low <= size <= high:
         return size
-    best = (high // PATCH) * PATCH
+    best = (high // profile.patch) * profile.patch
     return best if best >= low else None
 
 
@@ -87,12 +87,16 @@ def _processor_dir(args: argparse.Namespace, source: dict[str, Any]) -> Path:
     )
 
 
-def _timeline(config: dict[str, Any]) -> int:
+def _timeline(config: dict[str, Any]) -> int | None:
+    """The checkpoint config's own `rope_temporal_size` (the manifest's copy for an artifact); None when unset (the
+    media loader's default timeline then applies)."""
     value = config.get("rope_temporal_size")
-    return int(value) if value else TIMELINE
+    return int(value) if value else None
 
 
-def make_inputs(args: argparse.Namespace, processor: Any, profile: ShapeProfile | None, timeline: int) -> MediaInputs:
+def make_inputs(
+    args: argparse.Namespace, processor: Any, profile: ShapeProfile | None, timeline: int | None
+) -> MediaInputs:
     """The model inputs of FILE, with defaults fitted to the artifact's profile (if any)."""
     size, frames, canvases = args.size, args.frames, args.canvases
     max_height = max_width = None
@@ -131,7 +135,7 @@ def make_inputs(args: argparse.Namespace, processor: Any, profile: ShapeProfile 
         canvases=canvases,
         selection=selection,
         scores=scores,
-        timeline=timeline,
+        **({"timeline": timeline} if timeline else {}),
     )
 
 
@@ -164,16 +168,13 @@ def run(args: argparse.Namespace) -> int:
 
             model_dir = str(ensure_default("full"))
         processor = load_processor(args.preprocessor or model_dir)
-        inputs = make_inputs(args, processor, None, int(load_config(model_dir).rope_temporal_size or TIMELINE))
-        model = load_model(model_dir, dtype=DTYPES[args.dtype], device=args.device or "cpu")  # after the media
-        device = next(model.parameters()).device
+        inputs = make_inputs(args, processor, None, _timeline(load_config(model_dir).to_dict()))
+        from models.eager import EagerRunner  # eager only: the runtime never imports models at module level
+
+        # After the media; TF32 as the process has it (exact_fp32=False), as before.
+        eager = EagerRunner.load(model_dir, args.dtype, "sdpa", args.device or "cpu", exact_fp32=False)
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = model(
-                inputs.pixel_values.to(device, DTYPES[args.dtype]),
-                patch_positions=inputs.patch_positions.to(device),
-            )
-        features = out.last_hidden_state
+        features = eager(inputs.pixel_values, inputs.patch_positions)
         elapsed = time.perf_counter() - t0
         meta.update(
             engine="eager (sdpa)",

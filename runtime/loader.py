@@ -3,6 +3,18 @@
 The artifact's sha256 is checked against its manifest (`read_manifest(verify=True)`) before any backend reads a
 byte of it, so a missing manifest, a damaged, truncated or replaced file is refused with one `ManifestError` line.
 Backends are imported lazily (only the artifact's kind is imported), so a machine without TensorRT can load ONNX.
+
+Devices (`MOVABLE`, checked by `check_device` before a backend is touched; this is the one place that says it):
+
+| kind | runs on |
+|---|---|
+| pt2 | any device: the saved program names no device (export/device_free.py), so one exported on the CPU runs on CUDA |
+| onnx | the CPU, or CUDA with onnxruntime's CUDA provider (onnxruntime-gpu) |
+| aoti | only the device type it was compiled for (manifest `device`); a CUDA package may run on another CUDA index |
+| trt | only CUDA (engines are built for CUDA and for one GPU's compute capability) |
+| trt-rtx | only CUDA, on a GPU of a compute capability the engine targets (checked by the runner) |
+
+Anything else is one `LoadError` naming the artifact, the device it was built for and the one asked for.
 """
 
 from __future__ import annotations
@@ -28,6 +40,36 @@ BACKENDS: dict[str, str] = {
 }
 
 
+# kind -> the device types it runs on; None: only the device type it was built for (manifest.device).
+MOVABLE: dict[str, tuple[str, ...] | None] = {
+    "pt2": ("cpu", "cuda"),
+    "onnx": ("cpu", "cuda"),
+    "aoti": None,
+    "trt": ("cuda",),
+    "trt-rtx": ("cuda",),
+}
+WHY_FIXED = {
+    "aoti": "an AOTInductor package is compiled for one device type: export another with `--device {asked}`, or "
+    "load the pt2/onnx artifact, which move between devices",
+    "trt": "a TensorRT engine runs on a CUDA GPU only",
+    "trt-rtx": "a TensorRT-RTX engine runs on a CUDA GPU only",
+}
+
+
+def check_device(artifact: Path, manifest: Manifest, device: str | torch.device) -> None:
+    """Refuse, in one line, a device this kind of artifact cannot run on (see the module docstring)."""
+    asked = torch.device(device).type
+    allowed = MOVABLE.get(manifest.kind, (manifest.device,))
+    if allowed is None:
+        allowed = (torch.device(manifest.device).type,)
+    if asked not in allowed:
+        why = WHY_FIXED.get(manifest.kind, f"{manifest.kind} artifacts run on {', '.join(allowed)}").format(asked=asked)
+        raise LoadError(
+            f"{artifact}: this {manifest.kind} artifact was built for {manifest.device} and cannot run on {device} "
+            f"({why})"
+        )
+
+
 def runner_class(kind: str) -> type[Runner]:
     """The Runner subclass for a manifest kind (LoadError if unknown or its module cannot be imported)."""
     spec = BACKENDS.get(kind)
@@ -47,11 +89,16 @@ def runner_class(kind: str) -> type[Runner]:
 def load(path: str | os.PathLike[str], device: str | torch.device | None = None, verify: bool = True) -> Runner:
     """Open an artifact (`.pt2` torch.export or AOTInductor, `.onnx`, `.engine`) by reading its manifest.
 
-    `path` is the artifact or its `.json` manifest. `device` defaults to the artifact's own (manifest.device).
+    `path` is the artifact or its `.json` manifest. `device` defaults to the backend's choice (the artifact's own,
+    manifest.device; ONNX takes CUDA when onnxruntime-gpu and a GPU are there). Which kinds may run on another
+    device than they were built on: the table in this module's docstring (pt2 and onnx move; aoti, trt and trt-rtx
+    do not).
     `verify=False` skips the sha256 check (only for callers that have just checked it themselves).
     """
     artifact = Path(path)
     if artifact.suffix == ".json":
         artifact = artifact.with_suffix("")
     manifest: Manifest = read_manifest(artifact, verify=verify)
-    return runner_class(manifest.kind)(artifact, manifest, device)
+    cls = runner_class(manifest.kind)
+    check_device(artifact, manifest, device if device is not None else cls.default_device(manifest))
+    return cls(artifact, manifest, device)

@@ -113,7 +113,7 @@ def test_artifacts_are_timed_like_eager_validation_outside(
 
     path = build("onnx", BuildRequest(tiny_dir, "fp32", [PROFILES["test-small"]], tmp_path, options={"quiet": True}))
     prepare, compute = _load(str(path.path), str(tiny_dir), "fp32", "cpu")
-    pv, pos = WORKLOADS["tiny-112-b2"].inputs(0, torch.float32, "cpu")
+    pv, pos = WORKLOADS["tiny-112-b2"].inputs(0, torch.float32, "cpu", patch=14)
     prepared = prepare(pv, pos)
     expected = compute(*prepared)
 

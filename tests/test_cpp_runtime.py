@@ -8,19 +8,20 @@ rebuild what changed; a lock file serialises concurrent builds in one checkout.
 from __future__ import annotations
 
 import fcntl
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import nlohmann_json
 import numpy as np
 import pytest
 import torch
 
 import runtime
-from export import BuildRequest, build
 from export.manifest import manifest_path
-from export.profiles import PROFILES
+from models.checkpoint import file_sha256
 from runtime.base import Runner
 from runtime.positions import grid_positions, video_positions
 from tests.conftest import copy_artifact, seeded
@@ -60,6 +61,7 @@ def binary() -> Iterator[Path]:
                 str(BUILD),
                 "-DCMAKE_BUILD_TYPE=Release",
                 f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+                f"-DNLOHMANN_JSON_INCLUDE_DIR={nlohmann_json.get_include()}",  # as the Makefile passes it
             ]
         )
         if configure.returncode:
@@ -73,11 +75,9 @@ def binary() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def aoti(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    request = BuildRequest(
-        model_dir=tiny_dir, precision="fp32", profiles=[PROFILES["test-small"]], out_dir=tmp_path_factory.mktemp("cpp")
-    )
-    return build("aoti", request).path
+def aoti(tiny_artifacts_fp32: dict[str, Path]) -> Path:
+    """The session's shared fp32 AOTInductor package of test-small (tests/conftest.py; damaged only through copies)."""
+    return tiny_artifacts_fp32["aoti"]
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +289,57 @@ def test_cpp_refuses_other_kinds(binary: Path, aoti: Path, tmp_path: Path) -> No
     pv, pos = _ok()
     result, _ = run_cpp(binary, path, pv, pos, tmp_path)
     assert result.returncode == EXIT_ARTIFACT and "kind 'pt2' cannot run in C++" in result.stderr, result.stderr
+
+
+def _with_side_file(aoti: Path, folder: Path) -> tuple[Path, Path]:
+    """A copy of the package whose manifest lists one more file beside it (as an ONNX's external data is listed)."""
+    path = copy_artifact(aoti, folder)
+    side = path.with_name("weights.bin")
+    side.write_bytes(bytes(range(256)) * 64)
+    mpath = manifest_path(path)
+    data = json.loads(mpath.read_text())
+    data["files"].append({"path": side.name, "sha256": file_sha256(side), "size": side.stat().st_size})
+    mpath.write_text(json.dumps(data))
+    return path, side
+
+
+@pytest.mark.parametrize("damage", ["none", "flip", "truncate", "missing"])
+def test_cpp_checks_every_file_the_manifest_lists(binary: Path, aoti: Path, tmp_path: Path, damage: str) -> None:
+    """The manifest's `files` list is checked whole (size, then sha256), like the Python runtime does."""
+    path, side = _with_side_file(aoti, tmp_path / "art")
+    raw = bytearray(side.read_bytes())
+    if damage == "flip":
+        raw[100] ^= 0x01
+        side.write_bytes(bytes(raw))
+    elif damage == "truncate":
+        side.write_bytes(bytes(raw[:-1]))
+    elif damage == "missing":
+        side.unlink()
+    pv, pos = _ok()
+    result, out = run_cpp(binary, path, pv, pos, tmp_path)
+    if damage == "none":
+        assert result.returncode == 0 and out.is_file(), result.stderr
+        return
+    expected = {
+        "flip": "weights.bin: sha256 ",
+        "truncate": "weights.bin: side file of 16383 bytes does not match its manifest (16384 bytes)",
+        "missing": "weights.bin: side file listed in aoti-fp32-test-small.pt2.json is missing",
+    }[damage]
+    assert result.returncode == EXIT_ARTIFACT and expected in result.stderr and not out.exists(), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_cpp_reads_format_1_and_refuses_newer_manifests(binary: Path, aoti: Path, tmp_path: Path) -> None:
+    path = copy_artifact(aoti, tmp_path / "art")
+    mpath = manifest_path(path)
+    data = json.loads(mpath.read_text())
+    del data["files"]
+    data["format_version"] = 1
+    mpath.write_text(json.dumps(data))
+    pv, pos = _ok()
+    result, out = run_cpp(binary, path, pv, pos, tmp_path / "v1")
+    assert result.returncode == 0 and out.is_file(), result.stderr
+    data["format_version"] = 3
+    mpath.write_text(json.dumps(data))
+    result, _ = run_cpp(binary, path, pv, pos, tmp_path / "v3")
+    assert result.returncode == EXIT_ARTIFACT and "format_version 3, expected one of 1, 2" in result.stderr

@@ -25,6 +25,7 @@ import torch
 from export import BuildRequest, BuildResult, ExportError, build
 from export.__main__ import main
 from export.artifact import artifact_name
+from export.device_free import device_nodes, make_device_free
 from export.manifest import ManifestError, read_manifest
 from export.onnx_model import dead_nodes, onnx_for_tensorrt
 from export.profiles import PROFILES, ProfileError, Range, ShapeProfile
@@ -166,6 +167,33 @@ def test_manifests(built: dict[str, BuildResult], tiny_dir: Path) -> None:
     assert built["aoti"].manifest.extra["requires_torch"] == torch.__version__
 
 
+def test_pt2_is_device_free(built: dict[str, BuildResult]) -> None:
+    """A pt2 exported on the CPU names no device in any node (saved graph and its runnable module), so it moves: here
+    to the meta device, run on meta inputs (on a GPU machine the same `.to("cuda")` runs it on CUDA)."""
+    program = torch.export.load(built["pt2"].path)
+    assert built["pt2"].manifest.device == "cpu"
+    assert device_nodes(program.graph_module) == []
+    module = program.module()
+    assert device_nodes(module) == []
+    module = module.to("meta")
+    assert {t.device.type for t in (*module.parameters(), *module.buffers())} == {"meta"}
+    pv, pos = (t.to("meta") for t in inputs_at((2, 2, 28, 42), torch.float32, 14))
+    out = module(pv, pos)
+    assert out.device.type == "meta" and out.shape == (2, 2 * 2 * 3, 128) and out.dtype == torch.float32
+
+
+def test_device_pinned_graph_is_refused() -> None:
+    """A model op that pins a device cannot be made device-free: the export says which node, not a later crash."""
+
+    class Pinned(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + torch.arange(x.shape[-1], device="cpu")
+
+    program = torch.export.export(Pinned(), (torch.zeros(2, 3),))
+    with pytest.raises(ExportError, match=r"pins a device in 1 node\(s\), e.g. .*arange"):
+        make_device_free(program)
+
+
 def test_tampered_artifact_is_refused(built: dict[str, BuildResult], tmp_path: Path) -> None:
     copy = tmp_path / built["pt2"].path.name
     copy.write_bytes(built["pt2"].path.read_bytes() + b"\0")
@@ -273,6 +301,10 @@ def test_bad_requests_are_one_line_errors(tiny_dir: Path, out_dir: Path) -> None
         build("tflite", request(tiny_dir, out_dir))
     with pytest.raises(ExportError, match="bf16 graph needs opset >= 22"):
         build("onnx", BuildRequest(tiny_dir, "bf16", [PROFILE], out_dir / "x", options={"opset": 20}))
+    # A profile for another patch size would put a wrong geometry in the manifest the runtime checks inputs with.
+    patch16 = ShapeProfile("patch-16", Range(1, 1, 2), Range(1, 1, 1), Range(16, 32, 64), Range(32, 32, 64), patch=16)
+    with pytest.raises(ExportError, match=r"profile 'patch-16' is for 16-px patches, but .* has patch_size 14"):
+        build("pt2", BuildRequest(tiny_dir, "fp32", [patch16], out_dir / "y"))
 
 
 def test_existing_artifact_is_not_overwritten(built: dict[str, BuildResult], tiny_dir: Path, out_dir: Path) -> None:

@@ -7,6 +7,8 @@ Clip: tests/media/clip.mp4, made from two of those photos by tests/media/make_cl
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -172,6 +174,38 @@ def test_video_native_mode(processor: object) -> None:
     assert inputs.tokens == 2 * 15 * 20
 
 
+def test_raw_h264_stream_is_counted_and_decoded(tmp_path: Path) -> None:
+    """A raw H.264 elementary stream has no frame count in its header (0) and cannot seek: frames are counted by
+    demuxing and decoded in one pass (transformers' `load_video` fails on such a file: `container.seek(0)`)."""
+    path = tmp_path / "raw.h264"
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(12):
+            rgb = np.zeros((48, 64, 3), dtype=np.uint8)
+            rgb[:, : 4 * (i + 1)] = 255  # a white bar growing frame by frame
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].frames == 0
+        decoded = [frame.to_image() for frame in container.decode(video=0)]
+    assert media.count_frames(path) == len(decoded) == 12
+    images, indices, total = media.read_video(path, 3)
+    assert (indices, total) == ([0, 6, 11], 12)
+    for image, index in zip(images, indices, strict=True):
+        assert np.array_equal(np.asarray(image), np.asarray(decoded[index]))
+
+
+def test_read_video_closes_its_files() -> None:
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("counting open file descriptors needs /proc/self/fd (Linux)")
+    before = len(list(fds.iterdir()))
+    for _ in range(10):
+        media.read_video(CLIP, 2)
+    assert len(list(fds.iterdir())) == before
+
+
 # -- codec-style selection ----------------------------------------------------------------------------------------
 
 
@@ -242,6 +276,45 @@ def test_codec_precomputed_selection_and_scores(processor: object) -> None:
         media.codec_inputs(CLIP, processor, size=SMALL, selection=[[16, 0, 0]])
     with pytest.raises(media.MediaError, match="duplicate"):
         media.codec_inputs(CLIP, processor, size=SMALL, selection=[*rows[:-1], rows[0]])
+
+
+def test_codec_scores_and_selection_files_are_checked(tmp_path: Path) -> None:
+    shape: tuple[int, int, int, int] = (1, 4, 2, 2)
+    assert tuple(media.codec.check_scores(np.ones((4, 2, 2)), shape).shape) == shape
+    with pytest.raises(media.MediaError, match=r"expected shape \(4, 2, 2\) .* got \(1, 3, 2, 2\)"):
+        media.codec.check_scores(np.ones((3, 2, 2)), shape)
+    with pytest.raises(media.MediaError, match="NaN"):
+        media.codec.check_scores(np.full((4, 2, 2), np.nan), shape)
+
+    rows = np.array([[0, 0, 1], [3, 1, 0]], dtype=np.int64)
+    np.save(tmp_path / "rows.npy", rows)
+    (tmp_path / "rows.json").write_text(json.dumps(rows.tolist()))
+    for name in ("rows.npy", "rows.json"):
+        loaded = media.load_selection(tmp_path / name)
+        assert np.array_equal(loaded, rows)
+        mask = media.selection_mask(loaded, shape)
+        assert mask.nonzero().tolist() == [[0, 0, 0, 1], [0, 3, 1, 0]]
+    (tmp_path / "bad.json").write_text('[[0, 0], "x"]')
+    with pytest.raises(media.MediaError, match=r"bad.json: cannot read \[t, h, w\] rows"):
+        media.load_selection(tmp_path / "bad.json")
+    with pytest.raises(media.MediaError, match=r"expected a non-empty list of \[t, h, w\] rows"):
+        media.selection_mask(np.zeros((0, 3)), shape)
+
+
+# -- the package ----------------------------------------------------------------------------------------------------
+
+
+def test_media_package_imports_no_toolchain() -> None:
+    """`runtime.media` imports transformers only when a processor is loaded (the import test of `runtime` as a whole
+    lives with the contract tests; this one holds the media package to the same rule on its own)."""
+    code = (
+        "import sys, runtime; before = set(sys.modules); import runtime.media; "
+        "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('transformers', 'models', 'export')))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 # -- bad media ----------------------------------------------------------------------------------------------------

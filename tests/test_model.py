@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +265,102 @@ def test_config_defaults_are_the_published_ones() -> None:
     assert (c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads) == (1024, 4096, 24, 16)
     assert (c.patch_size, c.image_size, c.rope_theta, c.rope_temporal_size) == (14, 448, 10000.0, 64)
     assert (c.hidden_act, c.layer_norm_eps, c.layer_norm_type, c.use_head) == ("gelu", 1e-6, "layer_norm", False)
+
+
+@contextlib.contextmanager
+def layer_calls(model: OneVisionEncoderModel) -> Iterator[list[int]]:
+    """Indices of the encoder layers that run inside the block (forward hooks, removed after)."""
+    calls: list[int] = []
+    handles = [
+        layer.register_forward_hook(lambda _m, _i, _o, i=i: calls.append(i))
+        for i, layer in enumerate(model.encoder.layers)
+    ]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def test_forward_intermediates_is_forward_bit_for_bit(fp32_sdpa: OneVisionEncoderModel) -> None:
+    """Every hidden state from `forward_intermediates` equals `forward(output_hidden_states=True)`'s, bit for bit,
+    with the default grid and with explicit positions; `stop_early` returns the truncated forward's output."""
+    x = seeded(2, 3, 2, 28, 42)
+    pos = grid_positions(2, 2, 2, 3)
+    n = fp32_sdpa.config.num_hidden_layers
+    with torch.no_grad():
+        for kwargs in ({}, {"patch_positions": pos}):
+            full = fp32_sdpa(x, output_hidden_states=True, **kwargs)
+            last, states = fp32_sdpa.forward_intermediates(x, **kwargs)
+            assert len(states) == n + 1
+            assert all(torch.equal(a, b) for a, b in zip(states, full.hidden_states, strict=True))
+            assert torch.equal(last, full.last_hidden_state)
+            cut = fp32_sdpa(x, num_layers=n - 1, **kwargs).last_hidden_state
+            last, states = fp32_sdpa.forward_intermediates(x, indices=[-2], **kwargs)
+            assert torch.equal(last, cut) and len(states) == 1 and torch.equal(states[0], cut)
+
+
+def test_forward_intermediates_stop_early_skips_later_layers(fp32_sdpa: OneVisionEncoderModel) -> None:
+    x = seeded(1, 3, 28, 28)
+    with layer_calls(fp32_sdpa) as calls, torch.no_grad():
+        full = fp32_sdpa(x, output_hidden_states=True)
+        calls.clear()
+        last, states = fp32_sdpa.forward_intermediates(x, indices=[0, 1])
+        assert calls == [0]  # hidden state 1 is the first layer's output: nothing after it runs
+        assert torch.equal(last, full.hidden_states[1])
+        assert [torch.equal(s, full.hidden_states[i]) for i, s in enumerate(states)] == [True, True]
+        calls.clear()
+        last, states = fp32_sdpa.forward_intermediates(x, indices=[1], stop_early=False)
+        assert calls == [0, 1, 2]
+        assert torch.equal(last, full.last_hidden_state) and torch.equal(states[0], full.hidden_states[1])
+        calls.clear()
+        only = fp32_sdpa.forward_intermediates(x, indices=2, intermediates_only=True)  # the last two
+        assert calls == [0, 1, 2] and isinstance(only, list) and len(only) == 2
+        assert all(torch.equal(s, full.hidden_states[i]) for s, i in zip(only, (2, 3), strict=True))
+
+
+def test_output_layer_rule_and_indices_errors(fp32_sdpa: OneVisionEncoderModel) -> None:
+    from models import InputError, layers_for_output, take_indices
+
+    assert [layers_for_output(k, 24) for k in (-1, -2, -24, 1, 23, 24)] == [24, 23, 1, 1, 23, 24]
+    assert fp32_sdpa.layers_for_output(-2) == 2
+    for bad in (0, 4, -4, True):
+        with pytest.raises(InputError, match="output_layer must be"):
+            fp32_sdpa.layers_for_output(bad)
+    assert take_indices(3, None) == ([0, 1, 2, 3], 3)
+    assert take_indices(3, 2) == ([2, 3], 3)
+    assert take_indices(3, [-1, 0, 1, 1]) == ([0, 1, 3], 3)
+    for bad_indices in (0, 5, [4], [-5], []):
+        with pytest.raises(InputError, match="indices"):
+            take_indices(3, bad_indices)
+
+
+def test_eager_runner_is_the_model(tiny_dir: Path, fp32_sdpa: OneVisionEncoderModel) -> None:
+    """The one eager runner: its output and hidden states are the model's own, bit for bit, and it computes fp32
+    without TF32 exactly when asked (`exact_fp32`), leaving the caller's settings alone otherwise."""
+    from models.eager import EagerRunner
+
+    x, pos = seeded(1, 3, 2, 28, 28), grid_positions(1, 2, 2, 2)
+    runner = EagerRunner(fp32_sdpa, num_layers=2)
+    with torch.no_grad():
+        full = fp32_sdpa(x, patch_positions=pos, output_hidden_states=True)
+    assert torch.equal(runner(x, pos), full.hidden_states[2])
+    assert torch.equal(runner(x, pos, num_layers=3), full.last_hidden_state)
+    states = runner.hidden_states(x, pos)
+    assert len(states) == 3 and all(torch.equal(a, b) for a, b in zip(states, full.hidden_states, strict=False))
+
+    seen: list[str] = []
+    hook = fp32_sdpa.encoder.layers[0].register_forward_hook(
+        lambda *_: seen.append(torch.get_float32_matmul_precision())
+    )
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")
+        runner(x, pos)
+        EagerRunner(fp32_sdpa, exact_fp32=False)(x, pos)
+    finally:
+        torch.set_float32_matmul_precision(before)
+        hook.remove()
+    assert seen == ["highest", "high"]
+    loaded = EagerRunner.load(tiny_dir, "bf16", num_layers=1)
+    assert loaded.dtype == torch.bfloat16 and loaded(x, pos).shape == (1, 8, 128) and loaded.num_layers == 1

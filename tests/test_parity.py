@@ -17,9 +17,20 @@ from safetensors.torch import load_file, save_file
 from export import BuildRequest, build
 from export.profiles import MIN_TOKENS, PROFILES
 from models.rope import VideoRotaryEmbeddingSplit466
-from parity import CASES, CaseContext, CaseInput, build_case, compare, load_tolerances
+from parity import (
+    CASES,
+    CaseContext,
+    CaseInput,
+    SuiteConfig,
+    build_case,
+    compare,
+    eager_artifact,
+    load_tolerances,
+    run_suite,
+)
 from parity.__main__ import main
 from parity.cases import Skip
+from parity.report import write_reports
 from parity.tolerances import ToleranceError
 from runtime.positions import frame_timeline, grid_positions
 
@@ -214,6 +225,24 @@ def test_case_matrix_on_test_small() -> None:
     assert isinstance(again, CaseInput) and torch.equal(again.pixel_values, codec.pixel_values)
 
 
+def test_cases_take_patch_and_timeline_from_the_checkpoint_config() -> None:
+    """The timeline and codec cases place frames on the config's own `rope_temporal_size`, not a constant 64."""
+    from models import OneVisionEncoderConfig
+
+    ctx = CaseContext.for_config(OneVisionEncoderConfig(rope_temporal_size=16), PROFILE)
+    assert (ctx.patch, ctx.timeline) == (14, 16)
+    timeline = build_case("timeline-64", ctx)
+    assert isinstance(timeline, CaseInput)
+    assert torch.equal(timeline.patch_positions[0, :: 8 * 8, 0], frame_timeline(timeline.shape[1], 16))
+    assert "16-frame timeline" in timeline.title
+    codec = build_case("codec-packed", ctx)
+    assert isinstance(codec, CaseInput) and int(codec.patch_positions[..., 0].max()) == 15
+    rnd = build_case("random-positions", ctx)
+    assert isinstance(rnd, CaseInput) and int(rnd.patch_positions[..., 0].max()) <= 15
+    unbounded = CaseContext.for_config(OneVisionEncoderConfig(rope_temporal_size=None), PROFILE)
+    assert unbounded.timeline == CaseContext(PROFILE).timeline == 64  # the published default, from the config class
+
+
 def test_eager_stand_in_runs_every_case(tiny_dir: Path, tmp_path: Path) -> None:
     """No profile: every case runs (one token included); the eager model passes against every reference."""
     code, report, _ = run_cli(
@@ -224,6 +253,27 @@ def test_eager_stand_in_runs_every_case(tiny_dir: Path, tmp_path: Path) -> None:
     statuses = {(r["case"], r["reference"]): r["status"] for r in report["results"]}
     assert statuses[("one-patch", "golden-fp64")] == "pass"
     assert {s for s in statuses.values()} == {"pass"}
+
+
+def test_run_suite_returns_and_writes_nothing(tiny_dir: Path, tmp_path: Path) -> None:
+    """run_suite only computes; the CLI writes report.json/report.md and the inputs once (write_reports)."""
+    out = tmp_path / "results"
+    cfg = SuiteConfig(
+        model_dir=tiny_dir,
+        device=torch.device("cpu"),
+        references=["sdpa-fp32"],
+        cases=["one-patch"],
+        tolerances=load_tolerances(),
+        out_dir=out,
+        progress=False,
+        log=lambda msg: None,
+    )
+    res = run_suite(cfg, [eager_artifact(tiny_dir, "fp32", "cpu")])
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert not res.failed and {r.status for r in res.rows} == {"pass"}
+    jpath, mpath = write_reports(res, cfg)
+    assert json.loads(jpath.read_text())["results"] and mpath.is_file()
+    assert [p.name for p in (out / "inputs").iterdir()] == [f"{c.file_stem}.safetensors" for c in res.cases.values()]
 
 
 # --- end to end on real artifacts ---------------------------------------------------------------------------------
@@ -325,11 +375,11 @@ def test_rebuild_bisection_localises(perturbed_dir: Path, tiny_dir: Path, tmp_pa
 
 @pytest.fixture
 def remote_ckpt(tiny_dir: Path, tmp_path: Path) -> Iterator[Path]:
-    """A checkpoint folder that ships its own modeling code (our test fixture, not upstream's)."""
+    """A checkpoint folder that ships its own modeling code: the synthetic layout does, as published ones do (it is
+    the bundle's independent implementation from models/remote_code/, not upstream's)."""
     out = tmp_path / f"remote-{tmp_path.name}"
     shutil.copytree(tiny_dir, out)
-    for src in (Path(__file__).parent / "remote_code").glob("*.py"):
-        shutil.copy(src, out / src.name)
+    assert (out / "modeling_onevision_encoder.py").is_file() and (out / "configuration_onevision_encoder.py").is_file()
     yield out
 
 
@@ -353,7 +403,9 @@ def test_remote_reference_runs_the_checkpoint_code(remote_ckpt: Path, tmp_path: 
 
 
 def test_remote_reference_needs_remote_code(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--model", str(tiny_dir), "--artifacts", "eager-fp32", "--remote-reference", "--no-progress"])
+    bare = tmp_path / "no-remote-code"
+    shutil.copytree(tiny_dir, bare, ignore=shutil.ignore_patterns("*_onevision_encoder.py"))
+    code = main(["--model", str(bare), "--artifacts", "eager-fp32", "--remote-reference", "--no-progress"])
     assert code == 2
     assert "modeling_onevision_encoder.py" in capsys.readouterr().err
 

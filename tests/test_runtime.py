@@ -6,6 +6,7 @@ import re
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 
 import runtime
 from export import BuildRequest, build
-from export.manifest import ManifestError, manifest_path
+from export.manifest import ManifestError, manifest_path, read_manifest
 from export.profiles import PROFILES
 from models import InputError, load_model
 from runtime.backends.onnx import CPU_EP, CUDA_EP, UnsupportedError, check_providers, create_session
@@ -30,13 +31,9 @@ FP32_ATOL = 1e-4  # fp32 artifact vs eager sdpa (measured: pt2 and torchscript 0
 
 
 @pytest.fixture(scope="module")
-def artifacts(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("artifacts")
-    paths = {}
-    for kind in KINDS:
-        request = BuildRequest(model_dir=tiny_dir, precision="fp32", profiles=[PROFILE], out_dir=out)
-        paths[kind] = build(kind, request).path
-    return paths
+def artifacts(tiny_artifacts_fp32: dict[str, Path]) -> dict[str, Path]:
+    """The session's shared fp32 artifacts of test-small (tests/conftest.py; damaged only through copies)."""
+    return {kind: tiny_artifacts_fp32[kind] for kind in KINDS}
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +109,12 @@ def test_load_through_manifest_path(artifacts: dict[str, Path]) -> None:
 
 
 def test_cuda_refused_without_gpu_or_cuda_provider(artifacts: dict[str, Path]) -> None:
-    """No GPU: every kind refuses device=cuda in one line. With a GPU (this test used to skip there): the ONNX
-    runner is on the CUDA provider or refuses naming it, never a CPU session (the torch kinds' device moves are
-    tests/test_gpu.py's)."""
+    """No GPU: the kinds that move between devices refuse device=cuda in one line for want of a GPU (an AOTInductor
+    package is refused earlier, for its compiled device: test_device_moves). With a GPU (this test used to skip
+    there): the ONNX runner is on the CUDA provider or refuses naming it, never a CPU session (the torch kinds'
+    device moves are tests/test_gpu.py's)."""
     if not torch.cuda.is_available():
-        for kind in KINDS:
+        for kind in ("pt2", "onnx"):
             with pytest.raises(LoadError, match="no CUDA device"):
                 runtime.load(artifacts[kind], device="cuda")
         return
@@ -126,6 +124,22 @@ def test_cuda_refused_without_gpu_or_cuda_provider(artifacts: dict[str, Path]) -
         assert not _cuda_ep_here() and CUDA_EP in str(exc)
     else:
         assert runner.provider == CUDA_EP and runner.device.type == "cuda"
+
+
+def test_device_moves(artifacts: dict[str, Path]) -> None:
+    """pt2 and onnx move between devices; an AOTInductor package runs only on the device type it was compiled for,
+    and asking for another is one error naming both (checked before any backend or GPU is touched)."""
+    for kind in ("pt2", "onnx"):
+        manifest = read_manifest(artifacts[kind])
+        assert manifest.device == "cpu"
+        runtime.loader.check_device(artifacts[kind], manifest, "cuda:1")  # allowed: no error
+    aoti = artifacts["aoti"]
+    assert read_manifest(aoti).device == "cpu"
+    with pytest.raises(LoadError, match=r"aoti artifact was built for cpu and cannot run on cuda.*--device cuda"):
+        runtime.load(aoti, device="cuda")
+    for engine_kind in ("trt", "trt-rtx"):
+        with pytest.raises(LoadError, match="runs on a CUDA GPU only"):
+            runtime.loader.check_device(aoti, replace(read_manifest(aoti), kind=engine_kind, device="cuda"), "cpu")
 
 
 def test_unknown_kind_refused() -> None:

@@ -1,8 +1,9 @@
 """kind "aoti": an AOTInductor package (`.pt2` from `torch._inductor.aoti_compile_and_package`).
 
 Loaded with `torch._inductor.aoti_load_package`. A package is compiled for one device type, so it runs only there
-(the device index may differ: `device="cuda:1"`). The package's model container synchronises concurrent runs
-itself (run_single_threaded=False), so the runner takes no lock. The C++ runner (runtime/cpp) loads the same file
+(the device index may differ: `device="cuda:1"`); `runtime.load` refuses any other (runtime/loader.py `MOVABLE`).
+The package's model container synchronises concurrent runs itself (run_single_threaded=False), so the runner takes
+no lock. The C++ runner (runtime/cpp) loads the same file
 through `torch::inductor::AOTIModelPackageLoader`.
 """
 
@@ -20,11 +21,6 @@ class AOTIRunner(Runner):
 
     def _load(self) -> None:
         built_for = torch.device(self.manifest.device).type
-        if self.device.type != built_for:
-            raise LoadError(
-                f"{self.path}: this AOTInductor package was compiled for {built_for}; it cannot run on {self.device} "
-                f"(export an '{self.device.type}' package instead)"
-            )
         index = self.device.index if self.device.type == "cuda" and self.device.index is not None else -1
         try:
             from torch._inductor import aoti_load_package

@@ -65,8 +65,14 @@ def check_providers(session: Any, device: torch.device, path: object) -> str:
 
 
 def create_session(path: object, device: torch.device, precision: str) -> Any:
-    """An onnxruntime session on `device`'s provider, or one LoadError saying why not (never another provider)."""
+    """An onnxruntime session on `device`'s provider, or one LoadError saying why not (never another provider).
+
+    The bundle's one onnxruntime session setup: the runner, the ONNX builder's verification, parity's layer probe and
+    the benchmarks' floor all open sessions here. `path`: a file path, or a serialized model (bytes)."""
     ort = _ort()
+    model = path if isinstance(path, bytes) else str(path)
+    if isinstance(path, bytes):
+        path = "<in-memory ONNX model>"
     options = ort.SessionOptions()
     cuda = device.type == "cuda"
     # CUDA: warnings shown (node placement on the CPU is a warning); CPU: errors only (nothing to place elsewhere).
@@ -84,7 +90,7 @@ def create_session(path: object, device: torch.device, precision: str) -> Any:
         providers = [CPU_EP]
     ep = CUDA_EP if cuda else CPU_EP
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        session = ort.InferenceSession(model, sess_options=options, providers=providers)
     except Exception as exc:  # unparsable model, missing external data, no kernel, ...: one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if _not_implemented(exc):

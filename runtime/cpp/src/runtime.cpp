@@ -4,15 +4,17 @@
 #include <ATen/Context.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "onevision/json.h"
 #include "onevision/sha256.h"
 
 namespace onevision {
 namespace {
 
-constexpr int kFormatVersion = 1;
+using json = nlohmann::json;
+
+constexpr int kFormatVersion = 2;  // export/manifest.py FORMAT_VERSION; format 1 (no `files` list) is read too
 constexpr int64_t kChannels = 3;
 constexpr int64_t kMaxPosition = int64_t{1} << 24;  // float32 holds every integer below it exactly
 
@@ -43,23 +45,82 @@ std::string basename(const std::string& path) {
 
 bool is_file(const std::string& path) { return std::ifstream(path, std::ios::binary).good(); }
 
-const json::Value& member(const json::Value& obj, const std::string& key, const std::string& where) {
-  const json::Value* v = obj.get(key);
-  if (v == nullptr) throw ArtifactError(where + ": manifest has no '" + key + "'");
-  return *v;
+const json& member(const json& obj, const std::string& key, const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end()) throw ArtifactError(where + ": manifest has no '" + key + "'");
+  return *it;
 }
 
-std::string str_member(const json::Value& obj, const std::string& key, const std::string& where) {
-  const json::Value& v = member(obj, key, where);
-  if (v.type != json::Value::Type::String) throw ArtifactError(where + ": manifest '" + key + "' is not a string");
-  return v.string;
+std::string str_member(const json& obj, const std::string& key, const std::string& where) {
+  const json& v = member(obj, key, where);
+  if (!v.is_string()) throw ArtifactError(where + ": manifest '" + key + "' is not a string");
+  return v.get<std::string>();
 }
 
-int64_t int_member(const json::Value& obj, const std::string& key, const std::string& where) {
-  const json::Value& v = member(obj, key, where);
-  if (v.type != json::Value::Type::Number || !v.is_integer)
-    throw ArtifactError(where + ": manifest '" + key + "' is not an integer");
-  return v.integer;
+int64_t int_member(const json& obj, const std::string& key, const std::string& where) {
+  const json& v = member(obj, key, where);
+  if (!v.is_number_integer()) throw ArtifactError(where + ": manifest '" + key + "' is not an integer");
+  return v.get<int64_t>();
+}
+
+// A file name the manifest lists: a plain name in the manifest's folder (no path separators, not . or ..).
+std::string plain_name(const std::string& name, const std::string& where) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+    throw ArtifactError(where + ": file '" + name + "' must be a plain file name in the manifest's folder");
+  return name;
+}
+
+std::string dirname_of(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
+}
+
+// Every file of the artifact (export/manifest.py `files`): the artifact first, then its side files.
+std::vector<ManifestFile> manifest_files(const json& doc, int64_t version, const Manifest& m, const std::string& mpath) {
+  std::vector<ManifestFile> files;
+  if (version == 1) {  // format 1: the artifact, and the ONNX external data recorded in extra (sizes unknown)
+    files.push_back({m.path, m.sha256, -1});
+    auto extra = doc.find("extra");
+    if (extra != doc.end() && extra->is_object()) {
+      auto side = extra->find("external_data");
+      auto sha = extra->find("external_data_sha256");
+      if (side != extra->end() && side->is_string())
+        files.push_back({side->get<std::string>(), sha != extra->end() && sha->is_string() ? sha->get<std::string>() : "",
+                         -1});
+    }
+    return files;
+  }
+  const json& list = member(doc, "files", mpath);
+  if (!list.is_array() || list.empty()) throw ArtifactError(mpath + ": manifest 'files' is not a non-empty list");
+  for (const json& entry : list) {
+    if (!entry.is_object()) throw ArtifactError(mpath + ": manifest 'files' holds a non-object");
+    ManifestFile f{plain_name(str_member(entry, "path", mpath), mpath), str_member(entry, "sha256", mpath), -1};
+    auto size = entry.find("size");
+    if (size != entry.end() && !size->is_null()) f.size = int_member(entry, "size", mpath);
+    files.push_back(std::move(f));
+  }
+  if (files.front().path != m.path)
+    throw ArtifactError(mpath + ": unreadable manifest (its files list must start with " + m.path + ")");
+  return files;
+}
+
+void verify_files(const Manifest& m, const std::string& artifact, const std::string& mpath) {
+  const std::string folder = dirname_of(artifact);
+  for (size_t i = 0; i < m.files.size(); ++i) {
+    const ManifestFile& f = m.files[i];
+    const std::string file = i == 0 ? artifact : folder + f.path;  // the artifact under the name it was given
+    const std::string role = i == 0 ? "artifact" : "side file";
+    std::ifstream in(file, std::ios::binary | std::ios::ate);
+    if (!in) throw ArtifactError(file + ": " + role + " listed in " + basename(mpath) + " is missing");
+    const int64_t size = static_cast<int64_t>(in.tellg());
+    if (f.size >= 0 && size != f.size)
+      throw ArtifactError(file + ": " + role + " of " + std::to_string(size) + " bytes does not match its manifest (" +
+                          std::to_string(f.size) + " bytes): the file is damaged, truncated or was replaced");
+    const std::string actual = sha256_file(file);
+    if (actual != f.sha256)
+      throw ArtifactError(file + ": sha256 " + actual.substr(0, 16) + "... does not match its manifest (" +
+                          f.sha256.substr(0, 16) + "...): the file is damaged, truncated or was replaced");
+  }
 }
 
 }  // namespace
@@ -88,17 +149,17 @@ Manifest Manifest::read(const std::string& artifact_in, bool verify) {
                         " beside it (artifacts are loaded through their manifest)");
   std::stringstream buf;
   buf << in.rdbuf();
-  json::Value doc;
+  json doc;
   try {
     doc = json::parse(buf.str());
-  } catch (const std::exception& e) {
+  } catch (const json::exception& e) {
     throw ArtifactError(mpath + ": unreadable manifest (" + e.what() + ")");
   }
-  if (doc.type != json::Value::Type::Object) throw ArtifactError(mpath + ": unreadable manifest (not an object)");
+  if (!doc.is_object()) throw ArtifactError(mpath + ": unreadable manifest (not an object)");
   const int64_t version = int_member(doc, "format_version", mpath);
-  if (version != kFormatVersion)
-    throw ArtifactError(mpath + ": format_version " + std::to_string(version) + ", expected " +
-                        std::to_string(kFormatVersion));
+  if (version != 1 && version != kFormatVersion)
+    throw ArtifactError(mpath + ": format_version " + std::to_string(version) + ", expected one of 1, " +
+                        std::to_string(kFormatVersion) + " (a newer bundle wrote it: update this one)");
 
   Manifest m;
   m.kind = str_member(doc, "kind", mpath);
@@ -106,30 +167,27 @@ Manifest Manifest::read(const std::string& artifact_in, bool verify) {
   m.sha256 = str_member(doc, "sha256", mpath);
   m.precision = str_member(doc, "precision", mpath);
   m.device = str_member(doc, "device", mpath);
-  const json::Value& prof = member(doc, "profile", mpath);
-  m.profile.name = prof.get("name") ? prof.get("name")->string : "custom";
-  if (prof.get("patch")) m.profile.patch = int_member(prof, "patch", mpath);
+  const json& prof = member(doc, "profile", mpath);
+  m.profile.name = prof.contains("name") ? str_member(prof, "name", mpath) : "custom";
+  if (prof.contains("patch")) m.profile.patch = int_member(prof, "patch", mpath);
   for (auto [axis, range] : {std::pair<const char*, Range*>{"batch", &m.profile.batch},
                              {"frames", &m.profile.frames},
                              {"height", &m.profile.height},
                              {"width", &m.profile.width}}) {
-    const json::Value& r = member(prof, axis, mpath);
+    const json& r = member(prof, axis, mpath);
     range->min = int_member(r, "min", mpath);
     range->opt = int_member(r, "opt", mpath);
     range->max = int_member(r, "max", mpath);
   }
-  if (const json::Value* outs = doc.get("outputs"); outs && !outs->array.empty()) {
-    const json::Value* shape = outs->array[0].get("shape");
-    if (shape && !shape->array.empty() && shape->array.back().is_integer) m.hidden_size = shape->array.back().integer;
+  if (auto outs = doc.find("outputs"); outs != doc.end() && outs->is_array() && !outs->empty()) {
+    auto shape = outs->front().find("shape");
+    if (shape != outs->front().end() && shape->is_array() && !shape->empty() && shape->back().is_number_integer())
+      m.hidden_size = shape->back().get<int64_t>();
   }
+  m.files = manifest_files(doc, version, m, mpath);
 
   if (!is_file(artifact)) throw ArtifactError(mpath + ": artifact " + basename(artifact) + " is missing");
-  if (verify) {
-    const std::string actual = sha256_file(artifact);
-    if (actual != m.sha256)
-      throw ArtifactError(artifact + ": sha256 " + actual.substr(0, 16) + "... does not match its manifest (" +
-                          m.sha256.substr(0, 16) + "...): the file is damaged, truncated or was replaced");
-  }
+  if (verify) verify_files(m, artifact, mpath);
   return m;
 }
 

@@ -1,113 +1,62 @@
-// SHA-256 after FIPS 180-4 (section 6.2): 64-byte blocks, big-endian words, 64 rounds.
+// SHA-256 through OpenSSL's EVP digest API (libcrypto).
 #include "onevision/sha256.h"
 
-#include <array>
-#include <cstdint>
-#include <cstdio>
+#include <openssl/evp.h>
+
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
 namespace onevision {
 namespace {
 
-constexpr std::array<uint32_t, 64> K = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+using Context = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
 
-inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+Context new_context() {
+  Context ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("sha256: OpenSSL could not initialise a SHA-256 digest");
+  return ctx;
+}
 
-class Sha256 {
- public:
-  void update(const unsigned char* p, size_t n) {
-    total_ += n;
-    while (n > 0) {
-      size_t take = std::min(n, size_t{64} - fill_);
-      std::copy(p, p + take, block_.begin() + static_cast<std::ptrdiff_t>(fill_));
-      fill_ += take;
-      p += take;
-      n -= take;
-      if (fill_ == 64) {
-        compress();
-        fill_ = 0;
-      }
-    }
+void update(EVP_MD_CTX* ctx, const void* data, size_t size) {
+  if (EVP_DigestUpdate(ctx, data, size) != 1) throw std::runtime_error("sha256: OpenSSL digest update failed");
+}
+
+std::string finish(EVP_MD_CTX* ctx) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(ctx, digest, &size) != 1) throw std::runtime_error("sha256: OpenSSL digest final failed");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * size);
+  for (unsigned int i = 0; i < size; ++i) {
+    out.push_back(hex[digest[i] >> 4]);
+    out.push_back(hex[digest[i] & 0xf]);
   }
-
-  std::string hex() {
-    uint64_t bits = total_ * 8;
-    unsigned char pad = 0x80;
-    update(&pad, 1);
-    unsigned char zero = 0;
-    while (fill_ != 56) update(&zero, 1);
-    unsigned char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
-    update(len, 8);
-    char out[65];
-    for (int i = 0; i < 8; ++i) std::snprintf(out + 8 * i, 9, "%08x", h_[static_cast<size_t>(i)]);
-    return std::string(out, 64);
-  }
-
- private:
-  std::array<uint32_t, 8> h_ = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  std::array<unsigned char, 64> block_{};
-  size_t fill_ = 0;
-  uint64_t total_ = 0;
-
-  void compress() {
-    std::array<uint32_t, 64> w{};
-    for (size_t i = 0; i < 16; ++i)
-      w[i] = (uint32_t{block_[4 * i]} << 24) | (uint32_t{block_[4 * i + 1]} << 16) |
-             (uint32_t{block_[4 * i + 2]} << 8) | uint32_t{block_[4 * i + 3]};
-    for (size_t i = 16; i < 64; ++i) {
-      uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-      uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6], h = h_[7];
-    for (size_t i = 0; i < 64; ++i) {
-      uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
-      uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-      h = g;
-      g = f;
-      f = e;
-      e = d + t1;
-      d = c;
-      c = b;
-      b = a;
-      a = t1 + t2;
-    }
-    h_[0] += a; h_[1] += b; h_[2] += c; h_[3] += d;
-    h_[4] += e; h_[5] += f; h_[6] += g; h_[7] += h;
-  }
-};
+  return out;
+}
 
 }  // namespace
 
 std::string sha256_hex(const std::string& bytes) {
-  Sha256 s;
-  s.update(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-  return s.hex();
+  Context ctx = new_context();
+  update(ctx.get(), bytes.data(), bytes.size());
+  return finish(ctx.get());
 }
 
 std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open for reading");
-  Sha256 s;
-  std::vector<char> buf(1 << 20);
+  if (!in) throw std::runtime_error("sha256: cannot open " + path);
+  Context ctx = new_context();
+  std::vector<char> buf(1 << 22);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    std::streamsize got = in.gcount();
-    if (got > 0) s.update(reinterpret_cast<const unsigned char*>(buf.data()), static_cast<size_t>(got));
+    if (in.gcount() > 0) update(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
   }
-  return s.hex();
+  if (in.bad()) throw std::runtime_error("sha256: read error in " + path);
+  return finish(ctx.get());
 }
 
 }  // namespace onevision

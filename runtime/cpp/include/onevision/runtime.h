@@ -50,13 +50,20 @@ struct Profile {
   std::vector<std::string> violations(int64_t b, int64_t t, int64_t h, int64_t w) const;
 };
 
+// One file an artifact consists of (manifest `files`): a plain name beside the manifest, its sha256 and size.
+struct ManifestFile {
+  std::string path, sha256;
+  int64_t size = -1;  // -1: not recorded (format 1 manifests)
+};
+
 // The fields of `<artifact>.json` the runtime uses (export/manifest.py).
 struct Manifest {
   std::string kind, path, sha256, precision, device;
   Profile profile;
   int64_t hidden_size = -1;  // from outputs[0].shape[-1], -1 if symbolic
+  std::vector<ManifestFile> files;  // the artifact first, then its side files
 
-  // Read `<artifact>.json` beside the artifact; with verify, compare the artifact's sha256 with the manifest's.
+  // Read `<artifact>.json` beside the artifact; with verify, check every file it lists (size, sha256).
   static Manifest read(const std::string& artifact, bool verify = true);
 };
 

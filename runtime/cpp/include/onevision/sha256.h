@@ -1,4 +1,4 @@
-// SHA-256 (FIPS 180-4) of a file, as lowercase hex: checks an artifact against its manifest before loading.
+// SHA-256 of a file or bytes, as lowercase hex (OpenSSL EVP): checks an artifact against its manifest.
 #pragma once
 
 #include <string>

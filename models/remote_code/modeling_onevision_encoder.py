@@ -1,5 +1,6 @@
-"""Test fixture (not upstream's code): a compact, independent implementation of the encoder's forward pass, written
-for tests/test_parity.py to prove the --remote-reference plumbing (AutoModel + trust_remote_code) end to end.
+"""Remote-code model shipped in the bundle's synthetic checkpoints (the bundle's own code, not upstream's): a compact,
+independent implementation of the lang encoder's forward pass, so that a synthetic checkpoint carries the remote code
+its `auto_map` names, and `python -m parity --remote-reference` compares against a second implementation.
 
 Parameter names follow the checkpoint layout. Attention is written out by hand (scores, softmax in float32),
 RoPE angles are float32 [t, h, w] x inverse frequencies split 4:6:6, applied to interleaved pairs.
@@ -83,6 +84,8 @@ class OneVisionEncoderModel(PreTrainedModel):
     main_input_name = "pixel_values"
 
     def __init__(self, config: OneVisionEncoderConfig) -> None:
+        if config.use_head or config.layer_norm_type != "layer_norm":
+            raise ValueError("this implementation covers the lang variant: use_head false, layer_norm_type layer_norm")
         super().__init__(config)
         self.embeddings = _Embeddings(config)
         self.layernorm_pre = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)

@@ -1,0 +1,91 @@
+"""The one eager runner: `runner(pixel_values, patch_positions) -> last_hidden_state` over `OneVisionEncoderModel`.
+
+Everything in the bundle that runs the eager model as a runner goes through this class: export verification (the
+reference a fresh artifact is checked against), the parity suite (its eager stand-ins and its references), the
+benchmarks' eager baseline and `python -m runtime embed --model`. It runs `forward_intermediates`, so "stop after
+layer k" (`num_layers`) and "every hidden state" (`hidden_states`) are the model's own semantics.
+
+TF32: `exact_fp32=True` computes every call inside `models.tf32.exact_float32()` (comparisons: export verification,
+parity); `exact_fp32=False` leaves the process's settings alone (the benchmarks decide them around the timed region,
+embed keeps the process's). Calls run under `torch.inference_mode()`; inputs are moved to the model's device and
+pixels cast to its dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .dtypes import DTYPES
+from .modeling import OneVisionEncoderModel, load_model
+from .tf32 import exact_float32
+
+
+class EagerRunner:
+    """An eager model as a runner. `num_layers`: encoder layers the output is taken after (default: all)."""
+
+    kind = "eager"
+
+    def __init__(self, model: OneVisionEncoderModel, num_layers: int | None = None, exact_fp32: bool = True) -> None:
+        self.model = model
+        parameter = next(model.parameters())
+        self.dtype = parameter.dtype
+        self.device = parameter.device
+        self.total_layers = int(model.config.num_hidden_layers)
+        self.num_layers = self.total_layers if num_layers is None else int(num_layers)
+        self.exact_fp32 = exact_fp32
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | os.PathLike[str],
+        precision: str | torch.dtype = "fp32",
+        attention: str = "sdpa",
+        device: str | torch.device = "cpu",
+        num_layers: int | None = None,
+        exact_fp32: bool = True,
+        perturb: Callable[[OneVisionEncoderModel], None] | None = None,
+    ) -> EagerRunner:
+        """Validate and load a checkpoint; `perturb(model)` may modify it first (tests plant defects this way)."""
+        dtype = precision if isinstance(precision, torch.dtype) else DTYPES[precision]
+        model = load_model(model_dir, dtype, attention, device=device)
+        if perturb is not None:
+            perturb(model)
+        return cls(model, num_layers, exact_fp32)
+
+    def _numerics(self) -> contextlib.AbstractContextManager[Any]:
+        return exact_float32() if self.exact_fp32 else contextlib.nullcontext()
+
+    def _inputs(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor | None) -> dict[str, Any]:
+        positions = None if patch_positions is None else patch_positions.to(self.device)
+        return {"pixel_values": pixel_values.to(self.device, self.dtype), "patch_positions": positions}
+
+    def __call__(
+        self, pixel_values: torch.Tensor, patch_positions: torch.Tensor | None = None, num_layers: int | None = None
+    ) -> torch.Tensor:
+        """Hidden state `num_layers` (default: the runner's); later layers are not computed."""
+        k = self.num_layers if num_layers is None else num_layers
+        with torch.inference_mode(), self._numerics():
+            last, _ = self.model.forward_intermediates(**self._inputs(pixel_values, patch_positions), indices=[k])
+        return last
+
+    def hidden_states(
+        self, pixel_values: torch.Tensor, patch_positions: torch.Tensor | None = None, num_layers: int | None = None
+    ) -> list[torch.Tensor]:
+        """Hidden states 0..num_layers (0 = embeddings after layernorm_pre, k = after k layers), on the CPU."""
+        k = self.num_layers if num_layers is None else num_layers
+        with torch.inference_mode(), self._numerics():
+            states = self.model.forward_intermediates(
+                **self._inputs(pixel_values, patch_positions), indices=list(range(k + 1)), intermediates_only=True
+            )
+        assert isinstance(states, list)
+        return [s.detach().to("cpu") for s in states]
+
+    def close(self) -> None:
+        del self.model
+        gc.collect()
