@@ -20,7 +20,9 @@ import pytest
 import torch
 
 import runtime
+from export import BuildRequest, build
 from export.manifest import manifest_path
+from export.profiles import PROFILES
 from models.checkpoint import file_sha256
 from runtime.base import Runner
 from runtime.positions import grid_positions, video_positions
@@ -162,7 +164,14 @@ def test_cpp_runner_threads_agree_with_sequential_runs(
 
 
 @pytest.fixture(scope="module", params=["fp32", "bf16"])
-def torchscript(request: pytest.FixtureRequest, tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def torchscript(
+    request: pytest.FixtureRequest,
+    tiny_dir: Path,
+    tiny_artifacts_fp32: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    if request.param == "fp32":
+        return tiny_artifacts_fp32["torchscript"]
     out = tmp_path_factory.mktemp("cpp-torchscript")
     ts = BuildRequest(tiny_dir, request.param, [PROFILES["test-small"]], out, options={"quiet": True})
     return build("torchscript", ts).path

@@ -23,9 +23,9 @@ from runtime.backends.onnx import CPU_EP, CUDA_EP, UnsupportedError, check_provi
 from runtime.base import LoadError, Runner
 from runtime.positions import grid_positions, image_positions, video_positions
 from runtime.validation import check_inputs
-from tests.conftest import copy_artifact, seeded
+from tests.conftest import CPU_KINDS, copy_artifact, seeded
 
-KINDS = ("pt2", "aoti", "onnx", "torchscript")  # every kind this CPU machine runs (trt needs a GPU and TensorRT)
+KINDS = CPU_KINDS  # every kind this CPU machine runs (trt needs a GPU and TensorRT)
 PROFILE = PROFILES["test-small"]  # batch 1..4, frames 1..4, height 14..112, width 28..112
 FP32_ATOL = 1e-4  # fp32 artifact vs eager sdpa (measured: pt2 and torchscript 0, aoti ~3e-6, onnx ~7e-6)
 
