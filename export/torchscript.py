@@ -14,9 +14,9 @@ to a Python integer/boolean ... treated as a constant"), so the build refuses a 
 the saved file at the profile's min shape, which differs from the traced shape on every dynamic axis
 (`trace_shape`: one step above the min).
 
-Freezing (`torch.jit.freeze`) inlines the weights and folds constants, the RoPE buffers' `.to(device=...)`
-included: the frozen graph names no device (checked at build time; the traced graph before freezing does), so a
-CPU-built file runs on CUDA with `map_location="cuda"`. `torch.jit.optimize_for_inference` is not applied: measured
+Freezing (`torch.jit.freeze`) inlines the weights and folds constants: the frozen graph names no device (checked at
+build time: a traced `.to(device=...)` would be a Device constant), so a CPU-built file runs on CUDA with
+`map_location="cuda"`. `torch.jit.optimize_for_inference` is not applied: measured
 on the tiny model (torch 2.13, CPU) it keeps numerics (fp32 rel L2 2-4e-7 against eager, bf16 ~8e-3, the noise of
 each precision), but its result does not load back (`torch.jit.load`: "required keyword attribute 'value' is
 undefined") and it specialises the graph for the build device.
