@@ -21,8 +21,8 @@ CASES ?=
 EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
-	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx parity bench bench-quick runtime-cpp gpu-check \
-	serve serve-repository serve-load
+	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-torchscript parity bench bench-quick \
+	runtime-cpp gpu-check serve serve-repository serve-load
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-serving.txt
@@ -59,6 +59,9 @@ export-trt: $(STAMP)
 export-trt-rtx: $(STAMP)
 	$(PY) -m export trt-rtx $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) \
 		$(foreach p,$(PROFILE),--profile $(p)) --out $(OUT) $(if $(TARGETS),--option targets=$(TARGETS))
+# TorchScript (legacy path, for libtorch services and Triton's pytorch_libtorch backend): traced + frozen, .pt.
+export-torchscript: $(STAMP)
+	$(PY) -m export torchscript $(EXPORT_ARGS)
 export: $(STAMP)
 	$(PY) -m export all $(EXPORT_ARGS)
 

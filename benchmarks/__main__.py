@@ -84,13 +84,13 @@ def find_artifacts(directory: Path, names: list[str] | None, device: str, weight
 
 
 def quick_artifacts(model_dir: Path, out: Path) -> Path:
-    """Quick mode with no artifacts given: export small tiny-preset ONNX and torch.export artifacts."""
+    """Quick mode with no artifacts given: export small tiny-preset ONNX, torch.export and TorchScript artifacts."""
     from export import build
     from export.base import BuildRequest
     from export.profiles import resolve_profile
 
     out.mkdir(parents=True, exist_ok=True)
-    for kind in ("pt2", "onnx"):
+    for kind in ("pt2", "onnx", "torchscript"):
         request = BuildRequest(model_dir, "fp32", [resolve_profile("test-small")], out)
         build(kind, request)
     return out

@@ -304,7 +304,10 @@ class OneVisionEncoderModel(OneVisionEncoderPreTrainedModel):
         b, t, hp, wp = grid
         n = t * hp * wp if visible_indices is None else visible_indices.shape[1]
         if patch_positions is not None:
-            if patch_positions.dim() != 3 or patch_positions.shape[-1] != 3:
+            # Under torch.jit.trace sizes are 0-dim tensors (so the trace stays shape-generic): the size checks below
+            # run on Python ints only; a traced artifact's inputs are checked by the runtime before the graph runs.
+            tracing = torch.jit.is_tracing()
+            if patch_positions.dim() != 3 or (not tracing and patch_positions.shape[-1] != 3):
                 raise InputError(
                     f"patch_positions must have shape (B, L, 3) holding [t, h, w], got {tuple(patch_positions.shape)}"
                 )
@@ -318,7 +321,7 @@ class OneVisionEncoderModel(OneVisionEncoderPreTrainedModel):
                         f"patch_positions: expected shape ({b}, {n}, 3) with one row per token of {what}, "
                         f"got {tuple(patch_positions.shape)}"
                     )
-            else:
+            elif not tracing:
                 torch._check(lp == n)
             return self.video_rope.forward_from_positions(patch_positions)
         # Default grid: frames 0..T-1 of a `rope_temporal_size`-long timeline (a single image is frame 0).

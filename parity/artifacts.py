@@ -152,9 +152,11 @@ def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, devi
         path=path,
         manifest=manifest,
     )
-    # Which device it runs on: compiled kinds run where they were built; pt2/onnx follow the suite's device.
+    # Which device it runs on: compiled kinds (and artifacts whose manifest says extra.movable false) run where they
+    # were built; pt2/onnx/torchscript follow the suite's device.
     built_for = torch.device(manifest.device).type
-    run_on = built_for if manifest.kind in ("aoti", "trt", "trt-rtx") else device.type
+    pinned = manifest.kind in ("aoti", "trt", "trt-rtx") or manifest.extra.get("movable") is False
+    run_on = built_for if pinned else device.type
     art.device = run_on
     if run_on == "cuda" and not torch.cuda.is_available():
         what = "TensorRT engine" if manifest.kind in ("trt", "trt-rtx") else f"{manifest.kind} artifact built for CUDA"

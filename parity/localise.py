@@ -12,7 +12,8 @@ How each kind exposes its hidden states (cheap: one extra run of the failing cas
 - onnx: the last node of each `encoder.layers.<i>` scope (`pkg.torch.onnx.name_scopes` metadata written by the
   torch exporter) becomes an extra graph output; the same weights and graph run in onnxruntime on the CPU.
 - eager stand-ins: the model's own `forward_intermediates` (every hidden state, through `models.eager.EagerRunner`).
-- aoti / trt (compiled, nothing inside is observable): bisection over truncated rebuilds of the same kind
+- aoti / trt / torchscript (compiled or frozen, nothing inside is read): bisection over truncated rebuilds of the
+  same kind
   (`BuildRequest(output_layer=k)` from the manifest's source checkpoint): ceil(log2(N)) builds. This re-creates
   the artifact, so it finds errors the build process makes (compiler, lowering, precision) but not damage to the
   file itself; a file whose weights differ from the reference is flagged by its manifest's weights sha256 instead.
@@ -231,7 +232,7 @@ def make_probe(art: ArtifactUnderTest, mode: str, model_dir: Path, small_model: 
             return OnnxProbe(art.path, art.precision)
     except LookupError as exc:
         return f"cannot read hidden states: {exc}"
-    if art.kind in ("aoti", "trt", "pt2", "onnx"):
+    if art.kind in ("aoti", "trt", "pt2", "onnx", "torchscript"):
         if mode == "rebuild" or small_model:
             source = Path(str((art.manifest.source if art.manifest else {}).get("checkpoint", model_dir)))
             return RebuildProbe(art, source if (source / "config.json").is_file() else model_dir)

@@ -36,6 +36,7 @@ BACKENDS: dict[str, str] = {
     "onnx": "runtime.backends.onnx:OnnxRunner",
     "trt": "runtime.backends.tensorrt:TensorRTRunner",
     "trt-rtx": "runtime.backends.tensorrt:TensorRTRTXRunner",
+    "torchscript": "runtime.backends.torchscript:TorchScriptRunner",
 }
 
 

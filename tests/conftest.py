@@ -19,13 +19,14 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny")
 
 
-CPU_KINDS = ("pt2", "aoti", "onnx")  # every kind a CPU machine builds and runs (trt needs a GPU and TensorRT)
+CPU_KINDS = ("pt2", "aoti", "onnx", "torchscript")  # every kind a CPU machine builds and runs (trt: GPU + TensorRT)
 
 
 @pytest.fixture(scope="session")
 def tiny_artifacts_fp32(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """fp32 pt2, AOTInductor and ONNX artifacts of the tiny checkpoint for `test-small`, built once per session (the
-    AOTInductor compile is the slow part). Shared: tests that damage or rebuild one work on a copy (copy_artifact)."""
+    """fp32 pt2, AOTInductor, ONNX and TorchScript artifacts of the tiny checkpoint for `test-small`, built once per
+    session (the AOTInductor compile is the slow part). Shared: tests that damage or rebuild one work on a copy
+    (copy_artifact)."""
     out = tmp_path_factory.mktemp("tiny-artifacts-fp32")
     request = BuildRequest(tiny_dir, "fp32", [PROFILES["test-small"]], out, options={"quiet": True})
     return {kind: build(kind, request).path for kind in CPU_KINDS}

@@ -41,6 +41,7 @@ def test_quick_benchmark_runs_end_to_end(tiny_dir: Path, tmp_path: Path) -> None
     report = json.loads((out / "q" / "bench.json").read_text())
     labels = {r["label"] for r in report["rows"]}
     assert "eager" in labels and any(label.startswith("onnx-") for label in labels), labels
+    assert any(label.startswith("torchscript-") for label in labels), labels
     for row in report["rows"]:
         assert row["p50_s"] > 0 and row["images_per_s"] > 0 and row["rss_peak_mib"] > row["rss_baseline_mib"] * 0.5
         assert row["vs_eager"] > 0

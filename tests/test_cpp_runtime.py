@@ -1,5 +1,5 @@
 """The C++ runtime (runtime/cpp): build it with CMake against the torch wheel's libtorch, run an AOTInductor package
-with `onevision_run` on .npy inputs and compare with the Python runner on the same inputs.
+and a TorchScript module with `onevision_run` on .npy inputs and compare with the Python runner on the same inputs.
 
 The build directory is runtime/cpp/build (the Makefile's `make runtime-cpp` uses the same one), so reruns only
 rebuild what changed; a lock file serialises concurrent builds in one checkout.
@@ -20,7 +20,9 @@ import pytest
 import torch
 
 import runtime
+from export import BuildRequest, build
 from export.manifest import manifest_path
+from export.profiles import PROFILES
 from models.checkpoint import file_sha256
 from runtime.base import Runner
 from runtime.positions import grid_positions, video_positions
@@ -159,6 +161,37 @@ def test_cpp_runner_threads_agree_with_sequential_runs(
         ]
     )
     assert bad.returncode == EXIT_INPUT and "--threads must be >= 1" in bad.stderr
+
+
+@pytest.fixture(scope="module", params=["fp32", "bf16"])
+def torchscript(
+    request: pytest.FixtureRequest,
+    tiny_dir: Path,
+    tiny_artifacts_fp32: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    if request.param == "fp32":
+        return tiny_artifacts_fp32["torchscript"]
+    out = tmp_path_factory.mktemp("cpp-torchscript")
+    ts = BuildRequest(tiny_dir, request.param, [PROFILES["test-small"]], out, options={"quiet": True})
+    return build("torchscript", ts).path
+
+
+def test_cpp_torchscript_is_bit_identical_to_python(binary: Path, torchscript: Path, tmp_path: Path) -> None:
+    """torch::jit::load runs the same frozen graph as torch.jit.load: equal bits, at several shapes of the profile
+    (one process, --threads 4 on the largest also checks concurrent calls) and in fp32 and bf16."""
+    py_runner = runtime.load(torchscript)
+    for i, case in enumerate(("image", "video-b2", "max")):
+        pv = INPUTS[case]()
+        pos = video_positions(pv, 64 if case == "video-b2" else None)
+        threads = ("--threads", "4", "--repeat", "2") if case == "max" else ()
+        result, out = run_cpp(binary, torchscript, pv.numpy(), pos.numpy(), tmp_path / str(i), *threads)
+        assert result.returncode == 0, result.stderr
+        assert "torchscript on cpu" in result.stdout, result.stdout
+        if threads:
+            assert "all 8 outputs identical to the sequential runs" in result.stdout, result.stdout
+        expected = py_runner(pv.numpy(), pos).float().numpy()  # bf16: float32 pixels rounded the same way
+        assert np.array_equal(np.load(out), expected), f"{case}: C++ and Python outputs differ"
 
 
 def _ok() -> tuple[np.ndarray, np.ndarray]:

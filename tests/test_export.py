@@ -343,7 +343,11 @@ def test_cli_all_skips_what_this_machine_cannot_build(
     args = ["all", "--model", str(tiny_dir), "--profile", "test-small", "--device", "cuda", "--out", str(tmp_path)]
     assert main([*args, "--quiet"]) == 0
     captured = capsys.readouterr()
-    torch_kinds = {"pt2": "pt2-fp32-test-small.pt2", "aoti": "aoti-fp32-test-small.pt2"}
+    torch_kinds = {
+        "pt2": "pt2-fp32-test-small.pt2",
+        "aoti": "aoti-fp32-test-small.pt2",
+        "torchscript": "torchscript-fp32-test-small.pt",
+    }
     built = ["onnx-fp32-test-small.onnx"]
     if torch.cuda.is_available():
         built += [name for kind, name in torch_kinds.items() if f"skip {kind}: " not in captured.err]

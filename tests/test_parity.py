@@ -58,9 +58,10 @@ def build_all(model_dir: Path, out: Path, jobs: list[tuple[str, str]]) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_artifacts(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every kind that runs on this CPU: pt2, aoti, onnx in fp32, and pt2 in bf16."""
+    """Every kind that runs on this CPU: pt2, aoti, onnx, torchscript in fp32, and pt2 and torchscript in bf16."""
     out = tmp_path_factory.mktemp("artifacts")
-    return build_all(tiny_dir, out, [("pt2", "fp32"), ("aoti", "fp32"), ("onnx", "fp32"), ("pt2", "bf16")])
+    jobs = [("pt2", "fp32"), ("aoti", "fp32"), ("onnx", "fp32"), ("torchscript", "fp32"), ("pt2", "bf16")]
+    return build_all(tiny_dir, out, [*jobs, ("torchscript", "bf16")])
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +292,8 @@ def test_suite_passes_on_every_cpu_artifact_kind(tiny_dir: Path, tiny_artifacts:
         "aoti-fp32-test-small.pt2",
         "onnx-fp32-test-small.onnx",
         "pt2-bf16-test-small.pt2",
+        "torchscript-fp32-test-small.pt",
+        "torchscript-bf16-test-small.pt",
     }
     assert {a["status"] for a in arts.values()} == {"PASS"}
     rows = report["results"]

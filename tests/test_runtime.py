@@ -23,11 +23,11 @@ from runtime.backends.onnx import CPU_EP, CUDA_EP, UnsupportedError, check_provi
 from runtime.base import LoadError, Runner
 from runtime.positions import grid_positions, image_positions, video_positions
 from runtime.validation import check_inputs
-from tests.conftest import copy_artifact, seeded
+from tests.conftest import CPU_KINDS, copy_artifact, seeded
 
-KINDS = ("pt2", "aoti", "onnx")  # every kind this CPU machine builds (trt needs a GPU and TensorRT)
+KINDS = CPU_KINDS  # every kind this CPU machine runs (trt needs a GPU and TensorRT)
 PROFILE = PROFILES["test-small"]  # batch 1..4, frames 1..4, height 14..112, width 28..112
-FP32_ATOL = 1e-4  # fp32 artifact vs eager sdpa (measured: pt2 0, aoti ~3e-6, onnx ~7e-6)
+FP32_ATOL = 1e-4  # fp32 artifact vs eager sdpa (measured: pt2 and torchscript 0, aoti ~3e-6, onnx ~7e-6)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_runner_metadata(runners: dict[str, Runner], kind: str) -> None:
     assert runner.dtype == torch.float32
     assert runner.profile == PROFILE
     assert runner.hidden_size == 128
-    expected = {"pt2": "torch", "aoti": "aoti-cpu", "onnx": "CPUExecutionProvider"}[kind]
+    expected = {"pt2": "torch", "aoti": "aoti-cpu", "onnx": "CPUExecutionProvider", "torchscript": "torchscript"}[kind]
     assert runner.provider == expected
     assert kind in repr(runner)
 
@@ -86,7 +86,7 @@ def test_matches_eager(runners: dict[str, Runner], eager: Any, kind: str, case: 
     assert out.shape == ref.shape and out.dtype == torch.float32 and out.device.type == "cpu"
     diff = float((out - ref).abs().max())
     assert diff < FP32_ATOL, f"{kind}/{case}: max abs diff {diff}"
-    if kind == "pt2":
+    if kind in ("pt2", "torchscript"):
         assert torch.equal(out, ref)  # the same kernels as eager sdpa on the CPU
 
 

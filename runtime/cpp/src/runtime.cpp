@@ -281,6 +281,8 @@ Runner::Runner(const std::string& artifact_in, const std::string& device, bool v
   }
   if (manifest_.kind == "aoti") {
     backend_ = make_aoti_backend(artifact, manifest_, device_);
+  } else if (manifest_.kind == "torchscript") {
+    backend_ = make_torchscript_backend(artifact, manifest_, device_);
 #ifdef ONEVISION_WITH_TENSORRT
   } else if (manifest_.kind == "trt" || manifest_.kind == "trt-rtx") {
     // The engine deserializes with the library this build links: libnvinfer for trt, TensorRT-RTX's for trt-rtx.
@@ -288,7 +290,7 @@ Runner::Runner(const std::string& artifact_in, const std::string& device, bool v
 #endif
   } else {
     throw ArtifactError(artifact + ": kind '" + manifest_.kind +
-                        "' cannot run in C++ (this build runs: aoti"
+                        "' cannot run in C++ (this build runs: aoti, torchscript"
 #ifdef ONEVISION_WITH_TENSORRT
                         ", trt, trt-rtx"
 #endif

@@ -9,8 +9,9 @@
 // int64), in [0, 2**24), L = T*(H/14)*(W/14); same B; (B, T, H, W) inside the artifact's profile; pixel dtype equal
 // to the artifact precision (never cast silently); no NaN/Inf; no empty tensor. Violations throw InputError.
 //
-// Backends: "aoti" (AOTInductor package, torch::inductor::AOTIModelPackageLoader) is built in. A TensorRT backend
-// is added by cmake/tensorrt.cmake (ONEVISION_WITH_TENSORRT): it defines make_tensorrt_backend() below.
+// Backends: "aoti" (AOTInductor package, torch::inductor::AOTIModelPackageLoader) and "torchscript" (frozen
+// TorchScript, torch::jit::load) are built in. A TensorRT backend is added by cmake/tensorrt.cmake
+// (ONEVISION_WITH_TENSORRT): it defines make_tensorrt_backend() below.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -81,6 +82,9 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_aoti_backend(const std::string& path, const Manifest& manifest, const c10::Device& device);
+// src/torchscript_backend.cpp: a frozen TorchScript module through torch::jit::load.
+std::unique_ptr<Backend> make_torchscript_backend(const std::string& path, const Manifest& manifest,
+                                                  const c10::Device& device);
 #ifdef ONEVISION_WITH_TENSORRT
 // Defined by the TensorRT sources that cmake/tensorrt.cmake adds to the library.
 std::unique_ptr<Backend> make_tensorrt_backend(const std::string& path, const Manifest& manifest,
