@@ -21,7 +21,7 @@ CASES ?=
 EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
-	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx parity bench bench-quick runtime-cpp gpu-check
+	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-openvino parity bench bench-quick runtime-cpp gpu-check
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -49,6 +49,8 @@ export-aoti: $(STAMP)
 	$(PY) -m export aoti $(EXPORT_ARGS)
 export-onnx: $(STAMP)
 	$(PY) -m export onnx $(EXPORT_ARGS)
+export-openvino: $(STAMP)
+	$(PY) -m export openvino $(EXPORT_ARGS)
 export-trt: $(STAMP)
 	$(PY) -m export trt $(EXPORT_ARGS)
 # TensorRT-RTX: builds ahead of time on any machine (no GPU). PROFILE may list several (PROFILE="image-448 video-4x448":

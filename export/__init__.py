@@ -19,6 +19,7 @@ BUILDERS: dict[str, str] = {
     "onnx": "export.onnx_model:OnnxBuilder",
     "trt": "export.trt_engine:TensorRTBuilder",
     "trt-rtx": "export.trt_engine:TensorRTRTXBuilder",
+    "openvino": "export.openvino_ir:OpenVINOBuilder",
 }
 
 

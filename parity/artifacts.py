@@ -200,7 +200,7 @@ def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, devi
     )
     # Which device it runs on: compiled kinds run where they were built; pt2/onnx follow the suite's device.
     built_for = torch.device(manifest.device).type
-    run_on = built_for if manifest.kind in ("aoti", "trt", "trt-rtx") else device.type
+    run_on = built_for if manifest.kind in ("aoti", "trt", "trt-rtx", "openvino") else device.type
     art.device = run_on
     if run_on == "cuda" and not torch.cuda.is_available():
         what = "TensorRT engine" if manifest.kind in ("trt", "trt-rtx") else f"{manifest.kind} artifact built for CUDA"

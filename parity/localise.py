@@ -229,7 +229,7 @@ def make_probe(art: ArtifactUnderTest, mode: str, model_dir: Path, small_model: 
             return OnnxProbe(art.path)
     except LookupError as exc:
         return f"cannot read hidden states: {exc}"
-    if art.kind in ("aoti", "trt", "pt2", "onnx"):
+    if art.kind in ("aoti", "trt", "pt2", "onnx", "openvino"):
         if mode == "rebuild" or small_model:
             source = Path(str((art.manifest.source if art.manifest else {}).get("checkpoint", model_dir)))
             return RebuildProbe(art, source if (source / "config.json").is_file() else model_dir)

@@ -13,6 +13,7 @@ Devices (`MOVABLE`, checked by `check_device` before a backend is touched; this 
 | aoti | only the device type it was compiled for (manifest `device`); a CUDA package may run on another CUDA index |
 | trt | only CUDA (engines are built for CUDA and for one GPU's compute capability) |
 | trt-rtx | only CUDA, on a GPU of a compute capability the engine targets (checked by the runner) |
+| openvino | only the CPU (OpenVINO's CPU device) |
 
 Anything else is one `LoadError` naming the artifact, the device it was built for and the one asked for.
 """
@@ -36,6 +37,7 @@ BACKENDS: dict[str, str] = {
     "onnx": "runtime.backends.onnx:OnnxRunner",
     "trt": "runtime.backends.tensorrt:TensorRTRunner",
     "trt-rtx": "runtime.backends.tensorrt:TensorRTRTXRunner",
+    "openvino": "runtime.backends.openvino:OpenVINORunner",
 }
 
 
@@ -46,12 +48,14 @@ MOVABLE: dict[str, tuple[str, ...] | None] = {
     "aoti": None,
     "trt": ("cuda",),
     "trt-rtx": ("cuda",),
+    "openvino": ("cpu",),
 }
 WHY_FIXED = {
     "aoti": "an AOTInductor package is compiled for one device type: export another with `--device {asked}`, or "
     "load the pt2/onnx artifact, which move between devices",
     "trt": "a TensorRT engine runs on a CUDA GPU only",
     "trt-rtx": "a TensorRT-RTX engine runs on a CUDA GPU only",
+    "openvino": "the bundle runs OpenVINO IRs on OpenVINO's CPU device only",
 }
 
 

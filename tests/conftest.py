@@ -19,7 +19,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny")
 
 
-CPU_KINDS = ("pt2", "aoti", "onnx")  # every kind a CPU machine builds and runs (trt needs a GPU and TensorRT)
+CPU_KINDS = ("pt2", "aoti", "onnx", "openvino")  # every kind a CPU machine builds and runs (trt needs a GPU)
 
 
 @pytest.fixture(scope="session")
