@@ -25,7 +25,7 @@ from runtime.positions import grid_positions, image_positions, video_positions
 from runtime.validation import check_inputs
 from tests.conftest import copy_artifact, seeded
 
-KINDS = ("pt2", "aoti", "onnx")  # every kind this CPU machine builds (trt needs a GPU and TensorRT)
+KINDS = ("pt2", "aoti", "onnx", "openvino")  # every kind this CPU machine builds (trt needs a GPU and TensorRT)
 PROFILE = PROFILES["test-small"]  # batch 1..4, frames 1..4, height 14..112, width 28..112
 FP32_ATOL = 1e-4  # fp32 artifact vs eager sdpa (measured: pt2 0, aoti ~3e-6, onnx ~7e-6)
 
@@ -62,7 +62,9 @@ def test_runner_metadata(runners: dict[str, Runner], kind: str) -> None:
     assert runner.dtype == torch.float32
     assert runner.profile == PROFILE
     assert runner.hidden_size == 128
-    expected = {"pt2": "torch", "aoti": "aoti-cpu", "onnx": "CPUExecutionProvider"}[kind]
+    expected = {"pt2": "torch", "aoti": "aoti-cpu", "onnx": "CPUExecutionProvider", "openvino": "openvino-CPU-f32"}[
+        kind
+    ]
     assert runner.provider == expected
     assert kind in repr(runner)
 

@@ -56,11 +56,13 @@ class OpenVINORunner(Runner):
         try:
             model = core.read_model(str(self.path))
             self._compiled = core.compile_model(model, DEVICE, {str(k): str(v) for k, v in config.items()})
+            self._core = core
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise LoadError(f"{self.path}: OpenVINO {ov.__version__} cannot load it: {first}") from None
         self._check_io(model)
         self._request = self._compiled.create_infer_request()
+        self._model, self._config = model, {str(k): str(v) for k, v in config.items()}
         self._names = [str(i["name"]) for i in self.manifest.inputs]
         self.provider = f"openvino-{DEVICE}-{config['INFERENCE_PRECISION_HINT']}"
 
@@ -87,3 +89,17 @@ class OpenVINORunner(Runner):
         self._request.infer(feeds)
         data = torch.from_numpy(np.array(self._request.get_output_tensor(0).data, copy=True))
         return data.view(torch.bfloat16) if self.dtype == torch.bfloat16 else data
+
+    def op_times(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> list[dict[str, Any]]:
+        """One run with OpenVINO's performance counters on (a second compilation of the same IR and config, plus
+        PERF_COUNT): per executed node its type, the kernel that ran it and seconds. For benchmarks/op_profile.py."""
+        if getattr(self, "_profiled", None) is None:
+            self._profiled = self._core.compile_model(self._model, DEVICE, {**self._config, "PERF_COUNT": "YES"})
+        request = self._profiled.create_infer_request()
+        pv, pos = self.prepare(pixel_values, patch_positions)
+        request.infer({name: self._tensor(t) for name, t in zip(self._names, (pv, pos), strict=True)})
+        return [
+            {"name": i.node_name, "type": i.node_type, "exec_type": i.exec_type, "seconds": i.real_time.total_seconds()}
+            for i in request.profiling_info
+            if str(i.status).endswith("EXECUTED")
+        ]
