@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TRT_STUBS := tensorrt-stubs==10.13.0.35.1
+OPENVINO := openvino==2026.4.0
 
 MODEL ?=
 PRESET ?= full
@@ -29,6 +30,9 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	# tensorrt-stubs declares a dependency on the tensorrt wheel, a stub that downloads from NVIDIA's index: skip it.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(TRT_STUBS)
+	# OpenVINO (the openvino kind). Its dependencies are numpy (<2.6: the pin above fits) and openvino-telemetry, left out
+	# on purpose: with it installed, `import openvino` sends usage events unless the user opted out; without it, stubs.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(OPENVINO)
 	touch $(STAMP)
 
 checkpoint: $(STAMP)
