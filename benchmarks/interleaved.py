@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 if i >= args.warmup:
                     times[name].append(time.perf_counter() - start)
             print(f"interleaved: round {i + 1}/{args.warmup + args.rounds}", file=sys.stderr, flush=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, ts in times.items():
         ratios = [e / t for e, t in zip(times["eager"], ts, strict=True)]
         rows.append(
