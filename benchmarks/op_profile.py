@@ -53,6 +53,13 @@ def op_class(name: str) -> str:
     return "other"
 
 
+def node_class(node: dict[str, Any]) -> str:
+    """The op class of a node an `op_times` method reports (OpenVINO's fused "Subgraph" nodes are named after their
+    op, e.g. node_scaled_dot_product_attention)."""
+    kind = op_class(str(node["type"]))
+    return op_class(str(node["name"])) if kind == "other" and node["type"] == "Subgraph" else kind
+
+
 def _torch_profile(call: Callable[[], Any], iters: int) -> list[dict[str, float]]:
     from torch.profiler import ProfilerActivity, profile
 
@@ -96,10 +103,8 @@ def profile_target(target: str, model_dir: str, precision: str, iters: int) -> d
                     nodes = op_times(pv, pos)
                     wall = time.perf_counter() - start
                     per_class: dict[str, float] = defaultdict(float)
-                    for node in nodes:  # fused subgraphs (OpenVINO's MHA "Subgraph") are named after their op
-                        kind = op_class(node["type"])
-                        kind = op_class(node["name"]) if kind == "other" and node["type"] == "Subgraph" else kind
-                        per_class[kind] += node["seconds"]
+                    for node in nodes:
+                        per_class[node_class(node)] += node["seconds"]
                     per_class["unaccounted"] = max(0.0, wall - sum(per_class.values()))
                     runs.append({"wall": wall, **per_class})
             else:

@@ -147,3 +147,18 @@ def test_parity_rows(tiny_dir: Path, irs: dict[str, Path], tmp_path: Path) -> No
         rule = rules.rule("bf16" if "-bf16-" in row["artifact"] else "fp32", "fp64")
         e = max(row["inherent_artifact"][0], row["inherent_reference"][0])
         assert row["verdict"]["bound_rel_l2"] == pytest.approx(rule.k_rel_l2 * e + rule.floor_rel_l2)
+
+
+def test_op_times_name_the_kernels(irs: dict[str, Path]) -> None:
+    """OpenVINO's performance counters, as benchmarks/op_profile.py reads them: the linear layers and the fused
+    attention subgraph are there, with their time."""
+    from benchmarks.op_profile import node_class
+
+    runner = runtime.load(irs["bf16"])
+    pv = seeded(2, 3, 1, 112, 112).bfloat16()
+    nodes = runner.op_times(pv, grid_positions(2, 1, 8, 8))
+    seconds: dict[str, float] = {}
+    for node in nodes:
+        seconds[node_class(node)] = seconds.get(node_class(node), 0.0) + node["seconds"]
+    assert seconds.get("linear", 0) > 0 and seconds.get("attention", 0) > 0, seconds
+    assert all("bf16" in n["exec_type"] for n in nodes if n["type"] == "FullyConnected")

@@ -62,7 +62,7 @@ class OpenVINORunner(Runner):
             raise LoadError(f"{self.path}: OpenVINO {ov.__version__} cannot load it: {first}") from None
         self._check_io(model)
         self._request = self._compiled.create_infer_request()
-        self._model, self._config = model, {str(k): str(v) for k, v in config.items()}
+        self._config = {str(k): str(v) for k, v in config.items()}  # the ov.Model itself is not kept (its weights)
         self._names = [str(i["name"]) for i in self.manifest.inputs]
         self.provider = f"openvino-{DEVICE}-{config['INFERENCE_PRECISION_HINT']}"
 
@@ -94,7 +94,8 @@ class OpenVINORunner(Runner):
         """One run with OpenVINO's performance counters on (a second compilation of the same IR and config, plus
         PERF_COUNT): per executed node its type, the kernel that ran it and seconds. For benchmarks/op_profile.py."""
         if getattr(self, "_profiled", None) is None:
-            self._profiled = self._core.compile_model(self._model, DEVICE, {**self._config, "PERF_COUNT": "YES"})
+            model = self._core.read_model(str(self.path))
+            self._profiled = self._core.compile_model(model, DEVICE, {**self._config, "PERF_COUNT": "YES"})
         request = self._profiled.create_infer_request()
         pv, pos = self.prepare(pixel_values, patch_positions)
         request.infer({name: self._tensor(t) for name, t in zip(self._names, (pv, pos), strict=True)})
