@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TRT_STUBS := tensorrt-stubs==10.13.0.35.1
+OPENVINO := openvino==2026.4.0
 
 MODEL ?=
 PRESET ?= full
@@ -21,17 +22,20 @@ CASES ?=
 EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
-	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-torchscript parity bench bench-quick \
-	runtime-cpp gpu-check serve serve-repository serve-load
+	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-torchscript export-openvino parity bench \
+	bench-quick runtime-cpp gpu-check serve serve-repository serve-load
 
 venv: $(STAMP)
-$(STAMP): requirements.txt requirements-serving.txt
+$(STAMP): requirements.txt requirements-serving.txt Makefile  # Makefile: the --no-deps pins below
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	# nvidia-pytriton/tritonclient declare numpy<2 and protobuf<7: installed without their pins (see the file).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-serving.txt
 	# tensorrt-stubs declares a dependency on the tensorrt wheel, a stub that downloads from NVIDIA's index: skip it.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(TRT_STUBS)
+	# OpenVINO (the openvino kind). Its dependencies are numpy (<2.6: the pin above fits) and openvino-telemetry, left out
+	# on purpose: with it installed, `import openvino` sends usage events unless the user opted out; without it, stubs.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(OPENVINO)
 	touch $(STAMP)
 
 checkpoint: $(STAMP)
@@ -52,6 +56,8 @@ export-aoti: $(STAMP)
 	$(PY) -m export aoti $(EXPORT_ARGS)
 export-onnx: $(STAMP)
 	$(PY) -m export onnx $(EXPORT_ARGS)
+export-openvino: $(STAMP)
+	$(PY) -m export openvino $(EXPORT_ARGS)
 export-trt: $(STAMP)
 	$(PY) -m export trt $(EXPORT_ARGS)
 # TensorRT-RTX: builds ahead of time on any machine (no GPU). PROFILE may list several (PROFILE="image-448 video-4x448":

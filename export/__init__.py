@@ -20,6 +20,7 @@ BUILDERS: dict[str, str] = {
     "trt": "export.trt_engine:TensorRTBuilder",
     "trt-rtx": "export.trt_engine:TensorRTRTXBuilder",
     "torchscript": "export.torchscript:TorchScriptBuilder",
+    "openvino": "export.openvino_ir:OpenVINOBuilder",
 }
 
 

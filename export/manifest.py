@@ -32,9 +32,17 @@ from models.dtypes import DTYPES
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: no `files` list (see the module docstring)
-KINDS = ("pt2", "aoti", "onnx", "trt", "trt-rtx", "torchscript")
+KINDS = ("pt2", "aoti", "onnx", "trt", "trt-rtx", "torchscript", "openvino")
 PRECISIONS = tuple(DTYPES)
-SUFFIX = {"pt2": ".pt2", "aoti": ".pt2", "onnx": ".onnx", "trt": ".engine", "trt-rtx": ".engine", "torchscript": ".pt"}
+SUFFIX = {
+    "pt2": ".pt2",
+    "aoti": ".pt2",
+    "onnx": ".onnx",
+    "trt": ".engine",
+    "trt-rtx": ".engine",
+    "torchscript": ".pt",
+    "openvino": ".xml",
+}
 
 
 class ManifestError(ValueError):

@@ -155,7 +155,7 @@ def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, devi
     # Which device it runs on: compiled kinds (and artifacts whose manifest says extra.movable false) run where they
     # were built; pt2/onnx/torchscript follow the suite's device.
     built_for = torch.device(manifest.device).type
-    pinned = manifest.kind in ("aoti", "trt", "trt-rtx") or manifest.extra.get("movable") is False
+    pinned = manifest.kind in ("aoti", "trt", "trt-rtx", "openvino") or manifest.extra.get("movable") is False
     run_on = built_for if pinned else device.type
     art.device = run_on
     if run_on == "cuda" and not torch.cuda.is_available():

@@ -232,7 +232,7 @@ def make_probe(art: ArtifactUnderTest, mode: str, model_dir: Path, small_model: 
             return OnnxProbe(art.path, art.precision)
     except LookupError as exc:
         return f"cannot read hidden states: {exc}"
-    if art.kind in ("aoti", "trt", "pt2", "onnx", "torchscript"):
+    if art.kind in ("aoti", "trt", "pt2", "onnx", "torchscript", "openvino"):
         if mode == "rebuild" or small_model:
             source = Path(str((art.manifest.source if art.manifest else {}).get("checkpoint", model_dir)))
             return RebuildProbe(art, source if (source / "config.json").is_file() else model_dir)

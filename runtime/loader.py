@@ -13,6 +13,8 @@ Devices (`MOVABLE`, checked by `check_device` before a backend is touched; this 
 | aoti | only the device type it was compiled for (manifest `device`); a CUDA package may run on another CUDA index |
 | trt | only CUDA (engines are built for CUDA and for one GPU's compute capability) |
 | trt-rtx | only CUDA, on a GPU of a compute capability the engine targets (checked by the runner) |
+| torchscript | any device: the frozen graph names no device (the builder checks it); loaded with `map_location` |
+| openvino | only the CPU (OpenVINO's CPU device) |
 
 Anything else is one `LoadError` naming the artifact, the device it was built for and the one asked for.
 """
@@ -37,6 +39,7 @@ BACKENDS: dict[str, str] = {
     "trt": "runtime.backends.tensorrt:TensorRTRunner",
     "trt-rtx": "runtime.backends.tensorrt:TensorRTRTXRunner",
     "torchscript": "runtime.backends.torchscript:TorchScriptRunner",
+    "openvino": "runtime.backends.openvino:OpenVINORunner",
 }
 
 
@@ -47,12 +50,15 @@ MOVABLE: dict[str, tuple[str, ...] | None] = {
     "aoti": None,
     "trt": ("cuda",),
     "trt-rtx": ("cuda",),
+    "torchscript": ("cpu", "cuda"),
+    "openvino": ("cpu",),
 }
 WHY_FIXED = {
     "aoti": "an AOTInductor package is compiled for one device type: export another with `--device {asked}`, or "
     "load the pt2/onnx artifact, which move between devices",
     "trt": "a TensorRT engine runs on a CUDA GPU only",
     "trt-rtx": "a TensorRT-RTX engine runs on a CUDA GPU only",
+    "openvino": "the bundle runs OpenVINO IRs on OpenVINO's CPU device only",
 }
 
 

@@ -19,7 +19,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny")
 
 
-CPU_KINDS = ("pt2", "aoti", "onnx", "torchscript")  # every kind a CPU machine builds and runs (trt: GPU + TensorRT)
+CPU_KINDS = ("pt2", "aoti", "onnx", "torchscript", "openvino")  # every kind a CPU machine builds and runs (trt: GPU)
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,13 @@ def test_runner_metadata(runners: dict[str, Runner], kind: str) -> None:
     assert runner.dtype == torch.float32
     assert runner.profile == PROFILE
     assert runner.hidden_size == 128
-    expected = {"pt2": "torch", "aoti": "aoti-cpu", "onnx": "CPUExecutionProvider", "torchscript": "torchscript"}[kind]
+    expected = {
+        "pt2": "torch",
+        "aoti": "aoti-cpu",
+        "onnx": "CPUExecutionProvider",
+        "torchscript": "torchscript",
+        "openvino": "openvino-CPU-f32",
+    }[kind]
     assert runner.provider == expected
     assert kind in repr(runner)
 

@@ -1,0 +1,106 @@
+"""kind "openvino": an OpenVINO IR (`.xml` + its `.bin` weights, both in the manifest's `files`) on OpenVINO's CPU.
+
+The IR is compiled with exactly the config its manifest records (`extra.compile_config`: INFERENCE_PRECISION_HINT
+f32 or bf16, PERFORMANCE_HINT LATENCY), so the runtime computes what the builder verified. Inputs come validated by
+`runtime.base.Runner` (dtype, shape inside the profile, positions); the IR's own I/O element types are checked
+against the manifest at load. A bf16 IR takes and returns bf16 (numpy has no bf16: the bits go through an int16
+view).
+
+Devices: the CPU only. OpenVINO's other plugins drive Intel GPUs/NPUs, which torch names no device for here; a
+torch `cuda` device is refused in one line (runtime/loader.py refuses it first; the runner checks again when built
+directly), naming the devices OpenVINO reports. One infer request, serialised by the runner's lock
+(`thread_safe = False`): OpenVINO already spreads one request over every core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..base import LoadError, Runner
+
+DEVICE = "CPU"
+OV_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "i64": torch.int64}
+
+
+def _openvino() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise LoadError(
+            f"openvino is not installed ({exc}); pip install openvino (pinned in requirements.txt)"
+        ) from None
+    return openvino
+
+
+class OpenVINORunner(Runner):
+    kind = "openvino"
+    thread_safe = False
+
+    def _load(self) -> None:
+        ov = self._ov = _openvino()
+        core = ov.Core()
+        devices = list(core.available_devices)
+        if self.device.type != "cpu":
+            raise LoadError(
+                f"{self.path}: OpenVINO artifacts run on the CPU, not {self.device} (OpenVINO here reports "
+                f"{devices}; its GPU plugin drives Intel GPUs, not CUDA); load with device='cpu'"
+            )
+        if DEVICE not in devices:
+            raise LoadError(f"{self.path}: OpenVINO {ov.__version__} reports no CPU device (only {devices})")
+        config = self.manifest.extra.get("compile_config")
+        if not isinstance(config, dict) or "INFERENCE_PRECISION_HINT" not in config:
+            raise LoadError(f"{self.path}: its manifest records no extra.compile_config (not built by this bundle?)")
+        try:
+            model = core.read_model(str(self.path))
+            self._compiled = core.compile_model(model, DEVICE, {str(k): str(v) for k, v in config.items()})
+            self._core = core
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LoadError(f"{self.path}: OpenVINO {ov.__version__} cannot load it: {first}") from None
+        self._check_io(model)
+        self._request = self._compiled.create_infer_request()
+        self._config = {str(k): str(v) for k, v in config.items()}  # the ov.Model itself is not kept (its weights)
+        self._names = [str(i["name"]) for i in self.manifest.inputs]
+        self.provider = f"openvino-{DEVICE}-{config['INFERENCE_PRECISION_HINT']}"
+
+    def _check_io(self, model: Any) -> None:
+        """The IR's I/O names and element types are the manifest's (a swapped .xml is caught by sha256 already;
+        this catches a manifest written for another graph)."""
+        declared = {str(s["name"]): str(s["dtype"]) for s in [*self.manifest.inputs, *self.manifest.outputs]}
+        actual = {
+            port.get_any_name(): OV_DTYPES.get(port.get_element_type().get_type_name())
+            for port in [*model.inputs, *model.outputs]
+        }
+        for name, dtype in declared.items():
+            got = actual.get(name)
+            if got is None or str(got).removeprefix("torch.") != dtype:
+                raise LoadError(f"{self.path}: IR port {name!r} is {got}, its manifest says {dtype}")
+
+    def _tensor(self, tensor: torch.Tensor) -> Any:
+        if tensor.dtype == torch.bfloat16:  # numpy has no bf16: hand OpenVINO the bits
+            return self._ov.Tensor(tensor.view(torch.int16).numpy(), list(tensor.shape), self._ov.Type.bf16)
+        return self._ov.Tensor(np.ascontiguousarray(tensor.numpy()))
+
+    def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
+        feeds = {name: self._tensor(t) for name, t in zip(self._names, (pixel_values, patch_positions), strict=True)}
+        self._request.infer(feeds)
+        data = torch.from_numpy(np.array(self._request.get_output_tensor(0).data, copy=True))
+        return data.view(torch.bfloat16) if self.dtype == torch.bfloat16 else data
+
+    def op_times(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> list[dict[str, Any]]:
+        """One run with OpenVINO's performance counters on (a second compilation of the same IR and config, plus
+        PERF_COUNT): per executed node its type, the kernel that ran it and seconds. For benchmarks/op_profile.py."""
+        if getattr(self, "_profiled", None) is None:
+            model = self._core.read_model(str(self.path))
+            self._profiled = self._core.compile_model(model, DEVICE, {**self._config, "PERF_COUNT": "YES"})
+        request = self._profiled.create_infer_request()
+        pv, pos = self.prepare(pixel_values, patch_positions)
+        request.infer({name: self._tensor(t) for name, t in zip(self._names, (pv, pos), strict=True)})
+        return [
+            {"name": i.node_name, "type": i.node_type, "exec_type": i.exec_type, "seconds": i.real_time.total_seconds()}
+            for i in request.profiling_info
+            if str(i.status).endswith("EXECUTED")
+        ]
