@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     from models import load_model
 
     dtype = DTYPES[args.precision]
-    pv, pos = WORKLOADS[args.workload].inputs(0, dtype, "cpu")
     model = load_model(args.model, dtype, "sdpa")
+    pv, pos = WORKLOADS[args.workload].inputs(0, dtype, "cpu", model.config.patch_size)
     calls: dict[str, Any] = {"eager": lambda: model(pv, patch_positions=pos)}
     for path in args.artifacts:
         runner = runtime.load(path)

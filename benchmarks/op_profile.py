@@ -81,7 +81,9 @@ def _torch_profile(call: Callable[[], Any], iters: int) -> list[dict[str, float]
 
 def profile_target(target: str, model_dir: str, precision: str, iters: int) -> dict[str, Any]:
     dtype = DTYPES[precision]
-    pv, pos = WORKLOADS["image-448-b1"].inputs(0, dtype, "cpu")
+    from models.checkpoint import load_config
+
+    pv, pos = WORKLOADS["image-448-b1"].inputs(0, dtype, "cpu", load_config(model_dir).patch_size)
     with torch.inference_mode():
         if target == "eager":
             from models import load_model
