@@ -271,7 +271,15 @@ def _run_case(
             row.status, row.reason = "error", f"the reference has {row.metrics.ref_nonfinite} NaN/Inf values"
             rows.append(row)
             continue
-        ref_cal = (0.0, 0.0) if name == GOLDEN else (lambda m: (m.rel_l2, m.max_angle))(compare(ref, golden))
+        ref_cal = (0.0, 0.0)
+        if name != GOLDEN:
+            ref_metrics = compare(ref, golden)
+            ref_cal = (ref_metrics.rel_l2, ref_metrics.max_angle)
+            broken = _broken_reference(ref_metrics, spec.precision, case, art.num_layers, cfg, bank)
+            if broken:  # its own error would widen the bound until anything passes: not a yardstick
+                row.status, row.reason = "error", f"reference {name} is itself off the golden: {broken}"
+                rows.append(row)
+                continue
         row.inherent_reference = ref_cal
         try:
             row.verdict = cfg.tolerances.judge(row.metrics, art.precision, spec.precision, inherent_a, ref_cal)
@@ -283,6 +291,25 @@ def _run_case(
             row.status, row.reason = "fail", row.verdict.reason
         rows.append(row)
     return rows, output
+
+
+def _broken_reference(
+    ref_metrics: Metrics, precision: str, case: CaseInput, layers: int, cfg: SuiteConfig, bank: ReferenceBank
+) -> str:
+    """Why a reference fails the rule against the float64 golden at its own precision ('' when it passes).
+
+    A reference is a yardstick only while it is itself as close to the golden as eager sdpa at its precision allows
+    (the "<precision>/fp64" rule): a reference's own error enters every bound against it (max(e_A, e_R)), so a broken
+    one (say, remote code whose RoPE buffers were never initialised) would let any artifact pass against it.
+    """
+    calibration = bank.get(case, layers, calibration_name(precision))
+    if calibration is None:
+        return ""
+    golden = bank.get(case, layers, GOLDEN)
+    assert golden is not None
+    own = compare(calibration, golden)
+    verdict = cfg.tolerances.judge(ref_metrics, precision, "fp64", (own.rel_l2, own.max_angle), (0.0, 0.0))
+    return "" if verdict.passed else verdict.reason
 
 
 def _localise(

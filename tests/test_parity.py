@@ -402,6 +402,26 @@ def test_remote_reference_runs_the_checkpoint_code(remote_ckpt: Path, tmp_path: 
         assert rows[(case, "remote-bf16")]["status"] == "pass"
 
 
+def test_a_broken_reference_is_no_yardstick(remote_ckpt: Path, tmp_path: Path) -> None:
+    """A reference far off the float64 golden (here: the checkpoint's own code with a planted attention-scale error)
+    would widen every bound against it (max(e_A, e_R)) until the artifact passes; it is reported as an error naming
+    the reference instead. Before this check both rows passed."""
+    modeling = remote_ckpt / "modeling_onevision_encoder.py"
+    source = modeling.read_text()
+    assert "** -0.5" in source
+    modeling.write_text(source.replace("** -0.5", "** -0.4"))
+    code, report, _ = run_cli(
+        "--model", remote_ckpt, "--artifacts", "eager-fp32", "--artifacts-dir", tmp_path / "none", "--cases",
+        "image-nonsquare", "--remote-reference", "--results-dir", tmp_path, "--name", "broken-remote",
+    )  # fmt: skip
+    assert code != 0
+    rows = {r["reference"]: r for r in report["results"] if r["case"] == "image-nonsquare"}
+    for name in ("remote-fp32", "remote-bf16"):
+        assert rows[name]["status"] == "error"
+        assert rows[name]["reason"].startswith(f"reference {name} is itself off the golden: rel_l2")
+    assert rows["golden-fp64"]["status"] == "pass" and rows["sdpa-bf16"]["status"] == "pass"
+
+
 def test_remote_reference_needs_remote_code(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bare = tmp_path / "no-remote-code"
     shutil.copytree(tiny_dir, bare, ignore=shutil.ignore_patterns("*_onevision_encoder.py"))
