@@ -23,8 +23,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from export.manifest import KINDS, Manifest, read_manifest
-from export.profiles import ShapeProfile
+from contract.manifest import KINDS, Manifest, read_manifest
+from contract.profiles import ShapeProfile
 from models import load_config, weights_sha256
 from models.synthetic import ensure_default
 from models.tf32 import exact_float32
@@ -85,9 +85,9 @@ def find_artifacts(directory: Path, names: list[str] | None, device: str, weight
 
 def quick_artifacts(model_dir: Path, out: Path) -> Path:
     """Quick mode with no artifacts given: export small tiny-preset ONNX, torch.export and TorchScript artifacts."""
+    from contract.profiles import resolve_profile
     from export import build
     from export.base import BuildRequest
-    from export.profiles import resolve_profile
 
     out.mkdir(parents=True, exist_ok=True)
     for kind in ("pt2", "onnx", "torchscript"):

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contract.manifest import read_manifest, tool_versions
+from contract.profiles import resolve_profile
 from export.artifact import artifact_name
-from export.manifest import read_manifest, tool_versions
-from export.profiles import resolve_profile
 from models import load_config, weights_sha256
 from models.modeling import expected_shapes
 from models.synthetic import ensure_default

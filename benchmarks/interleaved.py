@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from models.dtypes import DTYPES
+from contract.dtypes import DTYPES
 from models.tf32 import exact_float32
 
 from .workloads import WORKLOADS

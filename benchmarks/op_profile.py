@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from models.dtypes import DTYPES
+from contract.dtypes import DTYPES
 
 from .workloads import WORKLOADS
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
+from contract.dtypes import DTYPES
 from models import load_config
-from models.dtypes import DTYPES
 from models.tf32 import exact_float32, tf32_state
 
 from .workloads import WORKLOADS

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from contract.positions import grid_positions
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -28,10 +30,8 @@ class Workload:
         """Seeded pixel_values (B,3,T,H,W) and the dense grid positions (B,L,3), int64, for `patch`-px patches."""
         g = torch.Generator().manual_seed(seed)
         pv = torch.randn(self.batch, 3, self.frames, self.height, self.width, generator=g).to(dtype)
-        h, w = self.height // patch, self.width // patch
-        t_, h_, w_ = torch.meshgrid(torch.arange(self.frames), torch.arange(h), torch.arange(w), indexing="ij")
-        pos = torch.stack((t_, h_, w_), -1).reshape(1, -1, 3).expand(self.batch, -1, -1).contiguous()
-        return pv.to(device), pos.to(device)
+        pos = grid_positions(self.batch, self.frames, self.height // patch, self.width // patch, device=device)
+        return pv.to(device), pos
 
 
 WORKLOADS = {

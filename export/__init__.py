@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import importlib
 
+from contract.backends import BACKENDS
+
 from .base import Builder, BuildRequest, BuildResult, ExportError
 
-# kind -> "module:class"; export.trt_engine is the one TensorRT builder (TensorRT 10/11 and TensorRT-RTX).
-BUILDERS: dict[str, str] = {
-    "pt2": "export.torch_export:TorchExportBuilder",
-    "aoti": "export.aoti:AOTInductorBuilder",
-    "onnx": "export.onnx_model:OnnxBuilder",
-    "trt": "export.trt_engine:TensorRTBuilder",
-    "trt-rtx": "export.trt_engine:TensorRTRTXBuilder",
-    "torchscript": "export.torchscript:TorchScriptBuilder",
-    "openvino": "export.openvino_ir:OpenVINOBuilder",
-}
+# kind -> "module:class", from the one description of each backend (contract/backends.py).
+BUILDERS: dict[str, str] = {kind: b.builder for kind, b in BACKENDS.items()}
 
 
 def get_builder(kind: str) -> Builder:

@@ -15,15 +15,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from contract.backends import BACKENDS
+from contract.manifest import KINDS, PRECISIONS, ManifestError, read_manifest
+from contract.profiles import DEFAULT_PROFILE, PROFILES, ProfileError, ShapeProfile, from_trt_shapes, resolve_profile
 from models import CheckpointError, weights_sha256
 
 from . import BUILDERS, get_builder
 from .artifact import artifact_path
 from .base import BuildRequest, BuildResult, ExportError
-from .manifest import KINDS, PRECISIONS, ManifestError, read_manifest
-from .profiles import DEFAULT_PROFILE, PROFILES, ProfileError, ShapeProfile, from_trt_shapes, resolve_profile
 
-ENGINE_KINDS = ("trt", "trt-rtx")  # one optimisation profile per --profile
+ENGINE_KINDS = tuple(k for k, b in BACKENDS.items() if b.multi_profile)  # one optimisation profile per --profile
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 

@@ -24,13 +24,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from contract.dtypes import DTYPE_NAMES
+from contract.io import INPUT_NAMES, OUTPUT_NAMES
+from contract.manifest import PRECISIONS, SUFFIX, Manifest, manifest_path, tool_versions
+from contract.profiles import ShapeProfile
 from models import CheckpointError, InputError, OneVisionEncoderConfig, layers_for_output, load_config, weights_sha256
 
 from .base import BuildRequest, ExportError
-from .manifest import PRECISIONS, SUFFIX, Manifest, manifest_path, tool_versions
-from .profiles import ShapeProfile
-from .trace import DTYPE_NAMES, dtype_of, symbolic_shapes
-from .wrapper import INPUT_NAMES, OUTPUT_NAMES
+from .trace import dtype_of, symbolic_shapes
 
 DEVICES = ("cpu", "cuda")
 

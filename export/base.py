@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .manifest import Manifest
-from .profiles import ShapeProfile
+from contract.manifest import Manifest
+from contract.profiles import ShapeProfile
 
 
 class ExportError(RuntimeError):

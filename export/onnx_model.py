@@ -26,17 +26,19 @@ import numpy as np
 import onnx
 import torch
 
+from contract.backends import BACKENDS
+from contract.io import INPUT_NAMES, OUTPUT_NAMES
+from contract.manifest import FORMAT_VERSION
+from contract.profiles import Range, ShapeProfile
 from models import weights_sha256
 from models.checkpoint import file_sha256
 
 from .base import BuildRequest, BuildResult, ExportError
-from .manifest import FORMAT_VERSION
 from .measure import BuildMeter
 from .pipeline import BuildContext, Produced, run_build
-from .profiles import Range, ShapeProfile
 from .trace import describe, example_inputs, example_shape, export_mode, export_program, load_wrapper
 from .verify import verify_artifact
-from .wrapper import INPUT_NAMES, OUTPUT_NAMES, EncoderExport
+from .wrapper import EncoderExport
 
 OPSET = {"fp32": 20, "fp16": 20, "bf16": 22}
 MIN_OPSET = 18
@@ -235,7 +237,7 @@ def write_onnx(
     weights = sum(len(t.raw_data) for t in model.graph.initializer)
     external = request.options.get("external_data")
     use_external = weights > EXTERNAL_DATA_MIN_BYTES if external is None else bool(external)
-    location = path.name + ".data" if use_external else None
+    location = BACKENDS["onnx"].side_names(path)[0] if use_external else None
     meter.stage("save", f"{weights / 2**20:.0f} MiB of weights" + (f" -> {location}" if location else " inline"))
     path.parent.mkdir(parents=True, exist_ok=True)
     if location:

@@ -26,15 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from contract.backends import BACKENDS
+from contract.io import INPUT_NAMES, OUTPUT_NAMES
+from contract.profiles import Range, ShapeProfile
 from models.tf32 import exact_float32
 
 from .base import BuildRequest, BuildResult
 from .onnx_model import write_onnx
 from .pipeline import BuildContext, Produced, run_build
-from .profiles import Range, ShapeProfile
 from .trace import example_shape, load_wrapper
 from .verify import verify_artifact
-from .wrapper import INPUT_NAMES, OUTPUT_NAMES
 
 # precision -> the CPU plugin's INFERENCE_PRECISION_HINT (the value Core.compile_model gets)
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -135,7 +136,7 @@ class OpenVINOBuilder:
         model = convert(info.path, request.profile, request.precision)
         ov.save_model(model, str(ctx.staged), compress_to_fp16=False)
         del model
-        weights = ctx.staged.with_suffix(".bin")
+        weights = ctx.staged.with_name(BACKENDS["openvino"].side_names(ctx.staged)[0])  # where save_model wrote them
         meter.stage("verify", f"OpenVINO CPU ({hint}) at the profile's min shape against eager {request.precision}")
         wrapper = wrapper.to(torch.bfloat16) if request.precision == "bf16" else wrapper
         with exact_float32():

@@ -10,11 +10,11 @@ from typing import Any
 
 from torch.export import ExportedProgram
 
+from contract.manifest import write_manifest
 from models import OneVisionEncoderConfig
 
 from .artifact import artifact_path, check_request, install, make_manifest, refuse_existing, staging
 from .base import BuildRequest, BuildResult, ExportError
-from .manifest import write_manifest
 from .measure import BuildMeter
 from .trace import describe, export_program, load_wrapper
 from .wrapper import EncoderExport

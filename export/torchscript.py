@@ -29,20 +29,17 @@ from typing import Any
 
 import torch
 
-from models.dtypes import DTYPES
+from contract.dtypes import DTYPES, TRITON_TYPES
+from contract.profiles import Range, ShapeProfile
 from models.tf32 import exact_float32
 
 from .artifact import io_specs
 from .base import BuildRequest, BuildResult, ExportError
 from .pipeline import BuildContext, Produced, run_build
-from .profiles import Range, ShapeProfile
 from .torch_export import cuda_missing
 from .trace import Shape, inputs_at, load_wrapper
 from .verify import verify_artifact
 from .wrapper import EncoderExport
-
-# Triton's model-config data types for the manifest's dtype names (model_config.proto DataType).
-TRITON_TYPES = {"float32": "TYPE_FP32", "bfloat16": "TYPE_BF16", "float16": "TYPE_FP16", "int64": "TYPE_INT64"}
 
 
 def _next_to_min(r: Range, scale: int = 1) -> int:

@@ -15,16 +15,15 @@ from typing import Any
 import torch
 from torch.export import Dim, ExportedProgram
 
+from contract.dtypes import DTYPES
+from contract.io import INPUT_NAMES
+from contract.positions import grid_positions
+from contract.profiles import Range, ShapeProfile
 from models import OneVisionEncoderModel, load_model
-from models.dtypes import DTYPES
 
 from .base import ExportError
 from .device_free import make_device_free
-from .profiles import Range, ShapeProfile
-from .wrapper import INPUT_NAMES, EncoderExport
-
-DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16", torch.int64: "int64"}
-SYMBOLS = ("batch", "frames", "height", "width", "tokens")  # the manifest's names of the dynamic axes
+from .wrapper import EncoderExport
 
 Shape = tuple[int, int, int, int]  # (B, T, H, W) in pixels
 
@@ -36,17 +35,6 @@ def dtype_of(precision: str) -> torch.dtype:
         raise ExportError(f"precision {precision!r} is not supported: use one of {', '.join(DTYPES)}") from None
 
 
-def grid_positions(batch: int, frames: int, hp: int, wp: int, device: str | torch.device = "cpu") -> torch.Tensor:
-    """(B, T*hp*wp, 3) int64 [t, h, w] of the dense grid, frame-major then row-major (the model's token order)."""
-    tt, hh, ww = torch.meshgrid(
-        torch.arange(frames, device=device),
-        torch.arange(hp, device=device),
-        torch.arange(wp, device=device),
-        indexing="ij",
-    )
-    return torch.stack((tt, hh, ww), -1).reshape(1, -1, 3).expand(batch, -1, -1).contiguous()
-
-
 def inputs_at(
     shape: Shape, dtype: torch.dtype, patch: int, device: str | torch.device = "cpu", seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +42,7 @@ def inputs_at(
     b, t, h, w = shape
     generator = torch.Generator().manual_seed(seed)
     pixels = torch.randn(b, 3, t, h, w, generator=generator).to(device=device, dtype=dtype)
-    return pixels, grid_positions(b, t, h // patch, w // patch, device)
+    return pixels, grid_positions(b, t, h // patch, w // patch, device=device)
 
 
 def profile_shape(profile: ShapeProfile, which: str) -> Shape:

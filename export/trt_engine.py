@@ -42,19 +42,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from contract.io import INPUT_NAMES
+from contract.manifest import ManifestError, read_manifest, write_manifest
+from contract.profiles import AXES, ShapeProfile
 from models import weights_sha256
 from models.checkpoint import file_sha256
 from runtime.backends.tensorrt import TRT, TRT_RTX, TensorRTAPI, cuda_unavailable, gpu_info, write_atomic
 
 from .artifact import io_specs
 from .base import BuildRequest, BuildResult, ExportError
-from .manifest import ManifestError, read_manifest, write_manifest
 from .measure import BuildMeter
 from .pipeline import BuildContext, Produced, run_build
-from .profiles import AXES, ShapeProfile
 from .trt_parse import ParsedNetwork, parse_onnx, tensor_facts
 from .verify import verify_artifact
-from .wrapper import INPUT_NAMES
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
+from contract.profiles import ShapeProfile
 from models.eager import EagerRunner
 from models.metrics import compare
 from models.tf32 import exact_float32
 
 from .base import ExportError
-from .profiles import ShapeProfile
 from .trace import inputs_at, profile_shape
 from .wrapper import EncoderExport
 

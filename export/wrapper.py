@@ -7,9 +7,6 @@ from torch import nn
 
 from models import OneVisionEncoderModel
 
-INPUT_NAMES = ("pixel_values", "patch_positions")
-OUTPUT_NAMES = ("last_hidden_state",)
-
 
 class EncoderExport(nn.Module):
     """sdpa attention, explicit positions (RoPE computed in float32 inside the graph), optional early stop.

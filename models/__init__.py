@@ -2,9 +2,10 @@
 
 from transformers import AutoConfig, AutoModel
 
+from contract.errors import CheckpointError, InputError
+
 from .checkpoint import load_config, weights_sha256
 from .configuration import MODEL_TYPE, OneVisionEncoderConfig
-from .errors import CheckpointError, InputError
 from .modeling import (
     OneVisionEncoderModel,
     OneVisionEncoderPreTrainedModel,

@@ -8,8 +8,9 @@ import time
 
 import torch
 
+from contract.dtypes import DTYPES
+
 from . import CheckpointError, load_model, weights_sha256
-from .dtypes import DTYPES
 from .synthetic import PRESETS, ensure_default
 
 

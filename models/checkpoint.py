@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from contract.errors import CheckpointError
+from contract.manifest import file_sha256
+
 from .attention import CONFIG_KEYS
 from .configuration import MODEL_TYPE, OneVisionEncoderConfig
-from .errors import CheckpointError
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -131,14 +133,6 @@ def check_weights(directory: str | os.PathLike[str], expected: dict[str, tuple[i
         raise CheckpointError(
             f"{directory}: {len(wrong)} tensor(s) have the wrong shape, e.g. {name}: expected {want}, got {got}"
         )
-
-
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_sha256(directory: str | os.PathLike[str]) -> str:

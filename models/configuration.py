@@ -7,8 +7,9 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+from contract.errors import CheckpointError
+
 from .attention import CONFIG_KEYS, config_choice
-from .errors import CheckpointError
 
 MODEL_TYPE = "onevision_encoder"
 LAYER_NORM_TYPES = ("layer_norm", "rms_norm")

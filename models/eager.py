@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from .dtypes import DTYPES
+from contract.dtypes import DTYPES
+
 from .modeling import OneVisionEncoderModel, load_model
 from .tf32 import exact_float32
 

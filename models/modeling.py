@@ -14,10 +14,11 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
+from contract.errors import CheckpointError, InputError
+
 from .attention import ALWAYS_AVAILABLE
 from .checkpoint import check_weights, load_config
 from .configuration import OneVisionEncoderConfig
-from .errors import CheckpointError, InputError
 from .rope import VideoRotaryEmbeddingSplit466, apply_rotary
 
 

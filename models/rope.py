@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from contract.positions import grid_positions
+
 from .configuration import OneVisionEncoderConfig
 
 _AXES = ("t", "h", "w")
@@ -80,10 +82,7 @@ class VideoRotaryEmbeddingSplit466(nn.Module):
     def forward(self, t: int, h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
         """Frequencies of the dense (t, h, w) grid in token order (frame-major, then row-major): (t*h*w, half)."""
         device = self.inv_freq_t.device if device is None else device
-        tt = torch.arange(t, device=device).repeat_interleave(h * w)
-        hh = torch.arange(h, device=device).repeat_interleave(w).repeat(t)
-        ww = torch.arange(w, device=device).repeat(h * t)
-        return self.forward_from_positions(torch.stack((tt, hh, ww), dim=-1))
+        return self.forward_from_positions(grid_positions(1, t, h, w, device=device)[0])
 
     def forward_from_positions(self, patch_positions: torch.Tensor) -> torch.Tensor:
         """(..., 3) integer [t, h, w] per token -> (..., half) float32 frequencies (before duplication)."""

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from export.manifest import KINDS, PRECISIONS
-from export.profiles import DEFAULT_PROFILE, PROFILES, ProfileError, resolve_profile
+from contract.backends import BACKENDS
+from contract.manifest import KINDS, PRECISIONS
+from contract.profiles import DEFAULT_PROFILE, PROFILES, ProfileError, resolve_profile
 from models import CheckpointError, load_config, weights_sha256
 
 from .artifacts import EAGER_KINDS, ArtifactUnderTest, discover, eager_artifact, from_file, select
@@ -120,7 +121,7 @@ def _export(
     problems = []
     for kind in kinds:
         for precision in precisions:
-            dev = "cuda" if kind in ("trt", "trt-rtx") else device
+            dev = BACKENDS[kind].build_device or device
             request = BuildRequest(model_dir, precision, [profile], out, device=dev)
             try:
                 target = artifact_path(request, kind)

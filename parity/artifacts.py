@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from export.manifest import SUFFIX, Manifest, ManifestError, read_manifest
-from export.profiles import MIN_TOKENS, ShapeProfile
+from contract.backends import BACKENDS
+from contract.manifest import SUFFIX, Manifest, ManifestError, read_manifest
+from contract.profiles import MIN_TOKENS, ShapeProfile
 from models import InputError, OneVisionEncoderConfig, layers_for_output
 from models.eager import EagerRunner
 from models.tf32 import exact_float32
@@ -155,11 +156,12 @@ def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, devi
     # Which device it runs on: compiled kinds (and artifacts whose manifest says extra.movable false) run where they
     # were built; pt2/onnx/torchscript follow the suite's device.
     built_for = torch.device(manifest.device).type
-    pinned = manifest.kind in ("aoti", "trt", "trt-rtx", "openvino") or manifest.extra.get("movable") is False
+    described = BACKENDS.get(manifest.kind)
+    pinned = described is None or not described.movable or manifest.extra.get("movable") is False
     run_on = built_for if pinned else device.type
     art.device = run_on
     if run_on == "cuda" and not torch.cuda.is_available():
-        what = "TensorRT engine" if manifest.kind in ("trt", "trt-rtx") else f"{manifest.kind} artifact built for CUDA"
+        what = f"{described.label} built for CUDA" if described else f"{manifest.kind} artifact built for CUDA"
         art.skip_reason = f"{what}: needs a CUDA GPU, none here"
         return art
     if manifest.precision not in DTYPES:

@@ -24,7 +24,7 @@ from typing import Any, cast
 import torch
 from safetensors.torch import load_file, save_file
 
-from export.profiles import MIN_TOKENS, Range, ShapeProfile
+from contract.profiles import MIN_TOKENS, Range, ShapeProfile
 from models import OneVisionEncoderConfig
 from models.synthetic import CLIP_MEAN, CLIP_STD
 from runtime.positions import codec_pack, frame_timeline, grid_positions, top_patches

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from contract.backends import BACKENDS
 from models.metrics import compare
 from models.tf32 import exact_float32
 
@@ -224,15 +225,17 @@ def make_probe(art: ArtifactUnderTest, mode: str, model_dir: Path, small_model: 
     try:
         if art.kind == "eager":
             return EagerProbe(art.runner)
-        if art.kind == "pt2" and art.path is not None and mode != "rebuild":
+        described = BACKENDS.get(art.kind)
+        probe = described.probe if described else None
+        if probe == "program" and art.path is not None and mode != "rebuild":
             return Pt2Probe(art.path, art.device)
-        if art.kind == "onnx" and art.path is not None and mode != "rebuild":
+        if probe == "onnx" and art.path is not None and mode != "rebuild":
             if art.precision == "bf16":
                 return "bf16 ONNX: numpy has no bfloat16, so the probe cannot feed it (export fp32 to localise)"
             return OnnxProbe(art.path, art.precision)
     except LookupError as exc:
         return f"cannot read hidden states: {exc}"
-    if art.kind in ("aoti", "trt", "pt2", "onnx", "torchscript", "openvino"):
+    if art.kind in BACKENDS:  # every kind can be rebuilt truncated
         if mode == "rebuild" or small_model:
             source = Path(str((art.manifest.source if art.manifest else {}).get("checkpoint", model_dir)))
             return RebuildProbe(art, source if (source / "config.json").is_file() else model_dir)

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from models.dtypes import DTYPES as PRECISION_DTYPES
+from contract.dtypes import DTYPES as PRECISION_DTYPES
 from models.eager import EagerRunner
 from models.tf32 import exact_float32
 

@@ -6,8 +6,7 @@ runner = runtime.load("artifacts/aoti-fp32-image-448.pt2")  # manifest and sha25
 out = runner(pixel_values, patch_positions)  # (B, L, hidden) on runner.device
 """
 
-from export.manifest import ManifestError
-from models.errors import InputError
+from contract.errors import InputError, ManifestError
 
 from .base import LoadError, Runner
 from .loader import BACKENDS, load, runner_class

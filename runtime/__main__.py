@@ -25,8 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _errors() -> tuple[type[Exception], ...]:
-    from export.manifest import ManifestError
-    from models.errors import InputError
+    from contract.errors import InputError, ManifestError
 
     from .base import LoadError
 

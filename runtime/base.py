@@ -43,9 +43,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from export.manifest import Manifest
-from export.profiles import ShapeProfile
-from models.dtypes import DTYPES
+from contract.dtypes import DTYPES
+from contract.manifest import Manifest
+from contract.profiles import ShapeProfile
 
 from .validation import check_inputs
 

@@ -36,11 +36,9 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from export.manifest import ManifestError
-from export.profiles import ShapeProfile
-from models import CheckpointError, load_config, weights_sha256
-from models.checkpoint import file_sha256
-from models.errors import InputError
+from contract.errors import CheckpointError, InputError, ManifestError
+from contract.manifest import file_sha256
+from contract.profiles import ShapeProfile
 
 from .base import DTYPES, LoadError
 from .media import (
@@ -162,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
         )
         runner.close()
     else:
+        # Eager only: the runtime imports `models` (and so transformers) here, never at module level.
+        from models import load_config, weights_sha256
+        from models.eager import EagerRunner
+
         model_dir = args.model
         if model_dir is None:
             from models.synthetic import ensure_default
@@ -169,8 +171,6 @@ def run(args: argparse.Namespace) -> int:
             model_dir = str(ensure_default("full"))
         processor = load_processor(args.preprocessor or model_dir)
         inputs = make_inputs(args, processor, None, _timeline(load_config(model_dir).to_dict()))
-        from models.eager import EagerRunner  # eager only: the runtime never imports models at module level
-
         # After the media; TF32 as the process has it (exact_fp32=False), as before.
         eager = EagerRunner.load(model_dir, args.dtype, "sdpa", args.device or "cpu", exact_fp32=False)
         t0 = time.perf_counter()

@@ -4,7 +4,7 @@ The artifact's sha256 is checked against its manifest (`read_manifest(verify=Tru
 byte of it, so a missing manifest, a damaged, truncated or replaced file is refused with one `ManifestError` line.
 Backends are imported lazily (only the artifact's kind is imported), so a machine without TensorRT can load ONNX.
 
-Devices (`MOVABLE`, checked by `check_device` before a backend is touched; this is the one place that says it):
+Devices (`MOVABLE`, derived from contract/backends.py and checked by `check_device` before a backend is touched):
 
 | kind | runs on |
 |---|---|
@@ -27,39 +27,16 @@ from pathlib import Path
 
 import torch
 
-from export.manifest import Manifest, read_manifest
+from contract.backends import BACKENDS as DESCRIPTIONS
+from contract.manifest import Manifest, read_manifest
 
 from .base import LoadError, Runner
 
-# manifest kind -> "module:Class" (imported on first use). The TensorRT module is owned by its own engineer.
-BACKENDS: dict[str, str] = {
-    "pt2": "runtime.backends.torch_export:TorchExportRunner",
-    "aoti": "runtime.backends.aoti:AOTIRunner",
-    "onnx": "runtime.backends.onnx:OnnxRunner",
-    "trt": "runtime.backends.tensorrt:TensorRTRunner",
-    "trt-rtx": "runtime.backends.tensorrt:TensorRTRTXRunner",
-    "torchscript": "runtime.backends.torchscript:TorchScriptRunner",
-    "openvino": "runtime.backends.openvino:OpenVINORunner",
-}
-
-
-# kind -> the device types it runs on; None: only the device type it was built for (manifest.device).
-MOVABLE: dict[str, tuple[str, ...] | None] = {
-    "pt2": ("cpu", "cuda"),
-    "onnx": ("cpu", "cuda"),
-    "aoti": None,
-    "trt": ("cuda",),
-    "trt-rtx": ("cuda",),
-    "torchscript": ("cpu", "cuda"),
-    "openvino": ("cpu",),
-}
-WHY_FIXED = {
-    "aoti": "an AOTInductor package is compiled for one device type: export another with `--device {asked}`, or "
-    "load the pt2/onnx artifact, which move between devices",
-    "trt": "a TensorRT engine runs on a CUDA GPU only",
-    "trt-rtx": "a TensorRT-RTX engine runs on a CUDA GPU only",
-    "openvino": "the bundle runs OpenVINO IRs on OpenVINO's CPU device only",
-}
+# Derived from the one description of each backend (contract/backends.py): kind -> "module:Class" of its runner
+# (imported on first use), the device types it runs on (None: only the one it was built for), and why it cannot move.
+BACKENDS: dict[str, str] = {kind: b.runner for kind, b in DESCRIPTIONS.items()}
+MOVABLE: dict[str, tuple[str, ...] | None] = {kind: b.devices for kind, b in DESCRIPTIONS.items()}
+WHY_FIXED: dict[str, str] = {kind: b.why_fixed for kind, b in DESCRIPTIONS.items() if b.why_fixed}
 
 
 def check_device(artifact: Path, manifest: Manifest, device: str | torch.device) -> None:

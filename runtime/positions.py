@@ -23,10 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from models.errors import InputError
-
-PATCH = 14
-TIMELINE = 64  # rope_temporal_size of OneVision-Encoder-large-lang
+from contract.errors import InputError
+from contract.io import PATCH, TIMELINE
+from contract.positions import grid_positions
 
 
 def frame_timeline(num_frames: int, length: int = TIMELINE) -> torch.Tensor:
@@ -43,39 +42,6 @@ def frame_timeline(num_frames: int, length: int = TIMELINE) -> torch.Tensor:
     i = torch.arange(num_frames, dtype=torch.int64)
     den = num_frames - 1
     return (2 * i * (length - 1) + den) // (2 * den)
-
-
-def _frame_index(frames: int, frame_index: Sequence[int] | torch.Tensor | None) -> torch.Tensor:
-    if frame_index is None:
-        return torch.arange(frames, dtype=torch.int64)
-    idx = torch.as_tensor(frame_index, dtype=torch.int64).flatten()
-    if idx.numel() != frames:
-        raise InputError(f"frame_index: expected {frames} temporal indices (one per frame), got {idx.numel()}")
-    if idx.numel() and int(idx.min()) < 0:
-        raise InputError(f"frame_index: expected non-negative indices, got minimum {int(idx.min())}")
-    return idx
-
-
-def grid_positions(
-    batch: int,
-    frames: int,
-    height: int,
-    width: int,
-    *,
-    frame_index: Sequence[int] | torch.Tensor | None = None,
-    device: str | torch.device | None = None,
-) -> torch.Tensor:
-    """Dense (batch, frames*height*width, 3) int64 [t, h, w] grid; height/width in patches (pixels / 14).
-
-    Frame i gets t = frame_index[i] (default i). Token order: frame-major, then row-major.
-    """
-    for name, value in (("batch", batch), ("frames", frames), ("height", height), ("width", width)):
-        if value < 1:
-            raise InputError(f"grid_positions: {name} must be >= 1, got {value}")
-    t = _frame_index(frames, frame_index)
-    tt, hh, ww = torch.meshgrid(t, torch.arange(height), torch.arange(width), indexing="ij")
-    grid = torch.stack((tt, hh, ww), dim=-1).reshape(1, -1, 3)
-    return grid.expand(batch, -1, -1).contiguous().to(device)
 
 
 def _geometry(pixel_values: torch.Tensor | np.ndarray, patch: int) -> tuple[int, int, int, int]:

@@ -1,6 +1,6 @@
 """Input checks every runner applies before a backend sees its input (`Runner.__call__` -> `check_inputs`).
 
-The rules (each violation raises one `models.errors.InputError` naming the input, the expected and the actual value):
+The rules (each violation raises one `contract.errors.InputError` naming the input, the expected and the actual value):
 
 - Types: torch tensors (any device) or numpy arrays. Anything else is refused.
 - pixel_values has rank 5 (B, 3, T, H, W). Rank 4 (B, 3, H, W) is accepted as a batch of images and becomes
@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.profiles import ShapeProfile
-from models.errors import InputError
+from contract.dtypes import DTYPE_NAMES
+from contract.errors import InputError
+from contract.profiles import ShapeProfile
 
 CHANNELS = 3
 MAX_POSITION = 1 << 24  # exclusive bound: float32 represents every integer below it exactly
@@ -44,7 +45,6 @@ _INT_DTYPES = (
     torch.uint64,
 )
 _NP_PIXEL_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}
-_DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 _CAST_HINT = {torch.float32: ".float()", torch.float16: ".half()", torch.bfloat16: ".bfloat16()"}
 
 
@@ -67,7 +67,7 @@ def _pixels_to_torch(x: Any, dtype: torch.dtype) -> torch.Tensor:
     if x.dtype not in _NP_PIXEL_DTYPES:
         expected = "float32 (rounded to bfloat16)" if dtype == torch.bfloat16 else _dtype_name(dtype)
         raise InputError(
-            f"pixel_values: expected dtype {expected} for this {_DTYPE_NAMES.get(dtype, dtype)} artifact, "
+            f"pixel_values: expected dtype {expected} for this {DTYPE_NAMES.get(dtype, dtype)} artifact, "
             f"got numpy {x.dtype}; cast it first (e.g. x.astype(np.float32)), the runtime never casts silently"
         )
     return torch.from_numpy(np.array(x, copy=True, order="C"))

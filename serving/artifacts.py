@@ -1,7 +1,7 @@
 """What serving reads from an artifact: its manifest and profile, and the default artifact to serve.
 
-This is the one module of `serving/` that touches the manifest format (today in `export.manifest` and
-`export.profiles`, re-exported by the runtime's loader); everything else asks this module.
+This is the one module of `serving/` that touches the manifest format (today in `contract.manifest` and
+`contract.profiles`, re-exported by the runtime's loader); everything else asks this module.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export.manifest import Manifest, ManifestError, read_manifest
-from export.profiles import ShapeProfile
+from contract.manifest import Manifest, ManifestError, read_manifest
+from contract.profiles import ShapeProfile
 
 
 def preference(device: str, precision: str) -> tuple[str, ...]:

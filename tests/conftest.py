@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from contract.backends import BACKENDS
+from contract.manifest import manifest_path, read_manifest
+from contract.profiles import PROFILES
 from export import BuildRequest, build
-from export.manifest import manifest_path, read_manifest
-from export.profiles import PROFILES
 from models.synthetic import write_checkpoint
 
 
@@ -19,7 +20,8 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny")
 
 
-CPU_KINDS = ("pt2", "aoti", "onnx", "torchscript", "openvino")  # every kind a CPU machine builds and runs (trt: GPU)
+# Every kind a CPU machine builds and runs (the TensorRT kinds are built for CUDA), from the backend descriptions.
+CPU_KINDS = tuple(kind for kind, b in BACKENDS.items() if b.build_device is None)
 
 
 @pytest.fixture(scope="session")

@@ -107,8 +107,8 @@ def test_artifacts_are_timed_like_eager_validation_outside(
 ) -> None:
     """The timed call of an artifact is its compute alone: the runtime's input checks ran in `prepare`, before
     the timed region, as eager's timed call is its forward alone."""
+    from contract.profiles import PROFILES
     from export import BuildRequest, build
-    from export.profiles import PROFILES
     from runtime import validation
 
     path = build("onnx", BuildRequest(tiny_dir, "fp32", [PROFILES["test-small"]], tmp_path, options={"quiet": True}))

@@ -22,13 +22,13 @@ import onnx
 import pytest
 import torch
 
+from contract.manifest import ManifestError, read_manifest
+from contract.profiles import PROFILES, ProfileError, Range, ShapeProfile
 from export import BuildRequest, BuildResult, ExportError, build
 from export.__main__ import main
 from export.artifact import artifact_name
 from export.device_free import device_nodes, make_device_free
-from export.manifest import ManifestError, read_manifest
 from export.onnx_model import dead_nodes, onnx_for_tensorrt
-from export.profiles import PROFILES, ProfileError, Range, ShapeProfile
 from export.trace import dynamic_shapes, example_shape, inputs_at, load_wrapper
 from export.wrapper import EncoderExport
 from models import load_model, weights_sha256

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 import runtime
+from contract.profiles import PROFILES
 from export import BuildRequest, build
-from export.profiles import PROFILES
 from export.verify import MAX_REL_L2
 from models import load_model
 from models.tf32 import _restore, _snapshot, exact_float32

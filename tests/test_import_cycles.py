@@ -14,7 +14,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("models", "export", "runtime", "parity", "benchmarks")
+PACKAGES = ("contract", "models", "export", "runtime", "parity", "benchmarks", "serving")
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.manifest import FORMAT_VERSION, ManifestError, manifest_path, read_manifest, write_manifest
+from contract.profiles import PROFILES
 from export import BuildRequest, BuildResult, build
-from export.manifest import FORMAT_VERSION, ManifestError, manifest_path, read_manifest, write_manifest
-from export.profiles import PROFILES
 from models.checkpoint import file_sha256
 from tests.conftest import copy_artifact
 

@@ -415,8 +415,8 @@ KINDS = ("pt2", "aoti", "onnx")
 
 @pytest.fixture(scope="module")
 def artifacts(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from contract.profiles import resolve_profile
     from export import BuildRequest, ExportError, build
-    from export.profiles import resolve_profile
 
     out = tmp_path_factory.mktemp("media_artifacts")
     built = {}
@@ -458,7 +458,7 @@ def test_media_through_artifacts_match_eager(
 def test_cli_embed_through_an_artifact(
     tmp_path: Path, artifacts: dict[str, Path], tiny_dir: Path, model: torch.nn.Module, processor: object
 ) -> None:
-    from export.manifest import read_manifest
+    from contract.manifest import read_manifest
 
     path = artifacts["onnx"]
     if str(path).startswith("unavailable"):

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import runtime
+from contract.manifest import ManifestError, read_manifest
+from contract.profiles import PROFILES
 from export import BuildRequest, ExportError, build
-from export.manifest import ManifestError, read_manifest
-from export.profiles import PROFILES
 from models import InputError, load_model
 from models.tf32 import exact_float32
 from parity import compare, load_tolerances

@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from contract.profiles import MIN_TOKENS, PROFILES
 from export import BuildRequest, build
-from export.profiles import MIN_TOKENS, PROFILES
 from models.rope import VideoRotaryEmbeddingSplit466
 from parity import (
     CASES,

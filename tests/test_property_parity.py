@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import runtime
-from export.profiles import PROFILES, Range
+from contract.profiles import PROFILES, Range
 from models import load_model
 from parity import compare, load_tolerances
 from parity.references import exact_float32

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import runtime
+from contract.manifest import ManifestError, manifest_path, read_manifest
+from contract.profiles import PROFILES
 from export import BuildRequest, build
-from export.manifest import ManifestError, manifest_path, read_manifest
-from export.profiles import PROFILES
 from models import InputError, load_model
 from runtime.backends.onnx import CPU_EP, CUDA_EP, UnsupportedError, check_providers, create_session
 from runtime.base import LoadError, Runner

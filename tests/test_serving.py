@@ -21,9 +21,9 @@ import pytest
 import torch
 
 import runtime
+from contract.manifest import manifest_path
+from contract.profiles import PROFILES
 from export import BuildRequest, build
-from export.manifest import manifest_path
-from export.profiles import PROFILES
 from runtime import InputError
 from runtime.positions import grid_positions
 from serving.artifacts import ArtifactInfo, ServingError, find_default, read_artifact

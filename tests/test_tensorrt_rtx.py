@@ -15,9 +15,9 @@ import torch
 from onnx import TensorProto, helper
 
 import runtime
+from contract.profiles import PROFILES
 from export.base import BuildRequest, ExportError
 from export.onnx_model import union_profile, write_onnx
-from export.profiles import PROFILES
 from export.trt_engine import TensorRTBuilder, TensorRTRTXBuilder, parse_targets
 from export.trt_parse import TensorRTParseError, parse_onnx
 from runtime.backends.tensorrt import TRT_RTX, runnable_here
@@ -155,7 +155,7 @@ def test_targets_option_is_checked(tiny_dir: Path, tmp_path: Path) -> None:
 
 def test_refusal_names_an_unsupported_gpu(tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The decision, for a GPU this machine does not have: a Hopper H100 (9.0) is no TensorRT-RTX target."""
-    from export.manifest import Manifest
+    from contract.manifest import Manifest
 
     manifest = Manifest("trt-rtx", "e.engine", "", "fp32", "cuda", PROFILES["test-small"].to_dict(), -1, {}, [], [])
     manifest.extra = {"tensorrt": {"targets": ["8.6", "8.9", "12.0"], "version": TRT_RTX.version()}}
@@ -204,9 +204,9 @@ def test_no_runtime_module_imports_the_builders() -> None:
 def test_parser_accepts_the_full_width_graph(tiny_dir: Path, tmp_path: Path, precision: str) -> None:
     """The full-size architecture's widths (hidden 1024, 16 heads, MLP 4096) with random weights and 2 of its 24
     identical layers, so CI pays seconds, not the 24-layer export (measured by hand: README, TensorRT-RTX)."""
+    from contract.dtypes import DTYPES
     from export.wrapper import EncoderExport
     from models import OneVisionEncoderConfig, OneVisionEncoderModel
-    from models.dtypes import DTYPES
     from models.synthetic import PRESETS
 
     config = OneVisionEncoderConfig(**{**PRESETS["full"], "num_hidden_layers": 2})

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from contract.profiles import PROFILES, ShapeProfile
 from export.base import BuildRequest, ExportError
 from export.onnx_model import OnnxBuilder
-from export.profiles import PROFILES, ShapeProfile
 from export.trt_engine import TensorRTBuilder, existing_onnx
 from runtime.backends.tensorrt import TRT, TRT_RTX, cuda_unavailable
 from tools.trt_typings import generate, repair
@@ -230,7 +230,7 @@ def test_engine_builds_loads_and_matches_eager(tiny_dir: Path, tmp_path: Path, p
             stats = compare(runner(pixels, positions), wrapper(pixels, positions))
         assert stats["rel_l2"] < MAX_REL_L2[precision], (shape, stats)
 
-    from models.errors import InputError
+    from contract.errors import InputError
 
     with pytest.raises(InputError, match="no optimisation profile"):
         pixels, positions = inputs_at((5, 1, 28, 28), wrapper.model.dtype, 14, "cuda")

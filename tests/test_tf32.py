@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import torch
 
+from contract.profiles import PROFILES
 from export import BuildRequest, build
-from export.profiles import PROFILES
 from export.trace import load_wrapper
 from export.verify import verify_artifact
 from models import load_config, weights_sha256

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from export.manifest import Manifest
-from export.wrapper import INPUT_NAMES
+from contract.io import INPUT_NAMES
+from contract.manifest import Manifest
 
 from ..base import LoadError, Runner
 

@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from export.manifest import Manifest
-from export.wrapper import INPUT_NAMES, OUTPUT_NAMES
-from models.errors import InputError
+from contract.errors import InputError
+from contract.io import INPUT_NAMES, OUTPUT_NAMES
+from contract.manifest import Manifest
 
 from ..base import LoadError, Runner
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from models.errors import InputError
+from contract.errors import InputError
 
 
 class MediaError(InputError):

@@ -17,13 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-PATCH = 14
+from .errors import ProfileError
+from .io import PATCH
+
 MIN_TOKENS = 2  # see the module docstring: a one-token minimum gets specialised away in exported graphs
 AXES = ("batch", "frames", "height", "width")
-
-
-class ProfileError(ValueError):
-    """A shape profile is impossible (min > max, H not a multiple of the patch size, ...)."""
 
 
 @dataclass(frozen=True)

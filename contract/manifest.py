@@ -19,6 +19,7 @@ is rebuilt from `path`/`sha256` and, for ONNX, `extra.external_data`/`external_d
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -27,26 +28,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from models.checkpoint import file_sha256
-from models.dtypes import DTYPES
+from .backends import BACKENDS
+from .backends import KINDS as KINDS  # re-exported: the manifest kinds
+from .dtypes import DTYPES
+from .errors import ManifestError
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: no `files` list (see the module docstring)
-KINDS = ("pt2", "aoti", "onnx", "trt", "trt-rtx", "torchscript", "openvino")
 PRECISIONS = tuple(DTYPES)
-SUFFIX = {
-    "pt2": ".pt2",
-    "aoti": ".pt2",
-    "onnx": ".onnx",
-    "trt": ".engine",
-    "trt-rtx": ".engine",
-    "torchscript": ".pt",
-    "openvino": ".xml",
-}
-
-
-class ManifestError(ValueError):
-    """A manifest is missing, unreadable, or does not match its artifact."""
+SUFFIX = {kind: b.suffix for kind, b in BACKENDS.items()}
 
 
 @dataclass
@@ -75,6 +65,15 @@ class Manifest:
     def side_files(self) -> list[str]:
         """Names of the files beside the artifact file that belong to it (e.g. ONNX external data)."""
         return [str(f["path"]) for f in self.files[1:]]
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
+    """sha256 hex digest of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def manifest_path(artifact: str | os.PathLike[str]) -> Path:

@@ -1,0 +1,135 @@
+"""One description per artifact kind; every registry of the bundle is derived from `BACKENDS`.
+
+A kind is a builder (`export/<module>.py`) and a runner (`runtime/backends/<module>.py`) plus this one line: the
+file suffix and side files, the devices it runs on, how the parity suite localises a failure in it, and how Triton
+serves it. `export.BUILDERS`, `contract.manifest.KINDS`/`SUFFIX`, `runtime.loader`'s backend and device tables, the
+parity suite's device pinning, localisation probes and export device, the engine kinds' multi-profile rule and the
+serving model-repository platforms all read it. Adding a backend: the README's "Adding a backend" section.
+
+Imports only the standard library: builder and runner are "module:Class" strings, imported on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MOVES = ("cpu", "cuda")  # `devices` of a kind whose saved program names no device
+
+
+@dataclass(frozen=True)
+class Backend:
+    kind: str  # the manifest's `kind`
+    label: str  # what a message calls one artifact of this kind
+    suffix: str  # the artifact file's suffix
+    builder: str  # "module:Class", an export.base.Builder
+    runner: str  # "module:Class", a runtime.base.Runner
+    # Device types it runs on; None: only the device type it was built for (the manifest's `device`).
+    devices: tuple[str, ...] | None
+    why_fixed: str = ""  # the reason a runtime gives when asked for another device ({asked}: the device asked for)
+    side_files: tuple[str, ...] = ()  # files beside it, "{name}" the artifact's file name, "{stem}" without suffix
+    build_device: str | None = None  # the device it is always built for (None: the one the user asks for)
+    multi_profile: bool = False  # one artifact holds one optimisation profile per --profile (TensorRT engines)
+    # Parity localisation: "program" (hidden states read from the torch.export graph), "onnx" (from the ONNX graph's
+    # intermediate outputs) or "rebuild" (compiled: bisect over truncated rebuilds of the same kind).
+    probe: str = "rebuild"
+    # Triton Inference Server: (platform, model file name) of the native backend; None: served by the Python backend
+    # through runtime.load.
+    triton: tuple[str, str] | None = None
+
+    @property
+    def movable(self) -> bool:
+        """Runs on another device type than the one it was built on."""
+        return self.devices is not None and len(self.devices) > 1
+
+    def side_names(self, artifact: str | Path) -> list[str]:
+        """Names of the side files of an artifact of this kind (beside it, in the same folder)."""
+        name = Path(artifact).name
+        return [pattern.format(name=name, stem=Path(name).stem) for pattern in self.side_files]
+
+
+BACKENDS: dict[str, Backend] = {
+    b.kind: b
+    for b in (
+        Backend(
+            "pt2",
+            "torch.export program",
+            ".pt2",
+            "export.torch_export:TorchExportBuilder",
+            "runtime.backends.torch_export:TorchExportRunner",
+            MOVES,
+            probe="program",
+        ),
+        Backend(
+            "aoti",
+            "AOTInductor package",
+            ".pt2",
+            "export.aoti:AOTInductorBuilder",
+            "runtime.backends.aoti:AOTIRunner",
+            None,
+            why_fixed="an AOTInductor package is compiled for one device type: export another with `--device "
+            "{asked}`, or load the pt2/onnx artifact, which move between devices",
+        ),
+        Backend(
+            "onnx",
+            "ONNX model",
+            ".onnx",
+            "export.onnx_model:OnnxBuilder",
+            "runtime.backends.onnx:OnnxRunner",
+            MOVES,
+            side_files=("{name}.data",),
+            probe="onnx",
+            triton=("onnxruntime_onnx", "model.onnx"),
+        ),
+        Backend(
+            "trt",
+            "TensorRT engine",
+            ".engine",
+            "export.trt_engine:TensorRTBuilder",
+            "runtime.backends.tensorrt:TensorRTRunner",
+            ("cuda",),
+            why_fixed="a TensorRT engine runs on a CUDA GPU only",
+            build_device="cuda",
+            multi_profile=True,
+            triton=("tensorrt_plan", "model.plan"),
+        ),
+        Backend(
+            "trt-rtx",
+            "TensorRT-RTX engine",
+            ".engine",
+            "export.trt_engine:TensorRTRTXBuilder",
+            "runtime.backends.tensorrt:TensorRTRTXRunner",
+            ("cuda",),
+            why_fixed="a TensorRT-RTX engine runs on a CUDA GPU only",
+            build_device="cuda",
+            multi_profile=True,
+        ),
+        Backend(
+            "torchscript",
+            "TorchScript module",
+            ".pt",
+            "export.torchscript:TorchScriptBuilder",
+            "runtime.backends.torchscript:TorchScriptRunner",
+            MOVES,
+        ),
+        Backend(
+            "openvino",
+            "OpenVINO IR",
+            ".xml",
+            "export.openvino_ir:OpenVINOBuilder",
+            "runtime.backends.openvino:OpenVINORunner",
+            ("cpu",),
+            why_fixed="the bundle runs OpenVINO IRs on OpenVINO's CPU device only",
+            side_files=("{stem}.bin",),
+        ),
+    )
+}
+KINDS = tuple(BACKENDS)
+
+
+def backend(kind: str) -> Backend:
+    """The description of `kind`; KeyError naming the known kinds."""
+    try:
+        return BACKENDS[kind]
+    except KeyError:
+        raise KeyError(f"unknown artifact kind {kind!r}: known kinds are {', '.join(KINDS)}") from None

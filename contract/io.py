@@ -1,0 +1,16 @@
+"""The artifact's signature, declared once (as optimum's OnnxConfig declares inputs and dynamic axes):
+
+    pixel_values (B, 3, T, H, W) float, patch_positions (B, L, 3) int64 -> last_hidden_state (B, L, hidden)
+
+`SYMBOLS` are the names manifests give the dynamic axes (an axis a profile fixes is written as its size):
+batch B, frames T, height H, width W (pixels) and tokens L = T * (H/p) * (W/p).
+"""
+
+INPUT_NAMES = ("pixel_values", "patch_positions")
+OUTPUT_NAMES = ("last_hidden_state",)
+SYMBOLS = ("batch", "frames", "height", "width", "tokens")
+
+# The published checkpoint's patch_size and rope_temporal_size: the defaults only where no config is at hand (a
+# profile's patch, the media helpers' timeline); everything that has a checkpoint or manifest reads its own.
+PATCH = 14
+TIMELINE = 64
