@@ -9,8 +9,17 @@ One function per Triton platform/backend, registered in PLATFORMS by artifact ki
   and so most clients, have no bfloat16; the runtime's own rule for numpy float32 into a bf16 artifact, one
   rounding rule for every client). last_hidden_state of a bf16 artifact travels as FP32 (exact: every bfloat16 is
   a float32).
-- Extension point: a TorchScript kind would add `"torchscript": pytorch_libtorch_config` here (platform
-  "pytorch_libtorch", default_model_filename "model.pt", same inputs/outputs by name); nothing else changes.
+- `pytorch_libtorch` (kind torchscript): Triton's PyTorch (LibTorch) backend runs `model.pt` (rules of
+  triton-inference-server/pytorch_backend r24.10, Triton 2.51, checked in its src/libtorch.cc). Inputs keep their
+  names: they are forward()'s argument names, so the backend maps them by name (its FORWARD_ARGUMENT convention).
+  The output keeps its name too: a name without "__" makes the backend take outputs in config order
+  (STRICT_CONFIG_ORDERING), and the module returns one tensor, so clients ask for `last_hidden_state` on every
+  platform (the manifest's `extra.triton` spells it `last_hidden_state__0`, the <name>__<index> form; both load).
+  The backend has no BF16 (its config-type table stops at FP16/FP32/FP64), so a bf16 artifact is refused here
+  (`--python-backend` serves it). The backend's parameters (DISABLE_OPTIMIZED_EXECUTION, INFERENCE_MODE, ...; no
+  NVFuser switch in this release) stay at its defaults, optimized execution on and inference mode on: the settings
+  `runtime.load`'s runner calls the module with (graph-executor optimisation on, no_grad); ServeOptions.parameters
+  sets any of them.
 
 Dims exclude the batch axis (max_batch_size > 0 lets Triton batch): an axis the profile fixes (min == max) is a
 fixed dim, so Triton itself refuses other sizes; a dynamic one is -1 and the model's validation checks its range.
@@ -155,12 +164,32 @@ def tensorrt_config(info: ArtifactInfo, options: ServeOptions) -> str:
     return render(info, options, header=header, types=_manifest_types(info), group=group)
 
 
+def pytorch_libtorch_config(info: ArtifactInfo, options: ServeOptions) -> str:
+    """Triton's PyTorch backend runs the TorchScript file (`model.pt`) on the CPU (KIND_CPU) or a GPU (KIND_GPU:
+    loaded with that GPU as map location); a frozen artifact that names no device (`extra.movable`) may go either
+    way, whatever device it was built on."""
+    if info.precision == "bf16":
+        raise ServingError(
+            f"{info.path}: Triton's PyTorch backend has no BF16 tensors (TYPE_BF16 is not among its data types); "
+            "serve a bf16 TorchScript artifact with --python-backend, or export it as fp32/fp16"
+        )
+    built = "gpu" if info.manifest.device == "cuda" else "cpu"
+    if options.instance_kind not in ("auto", built) and info.manifest.extra.get("movable") is not True:
+        raise ServingError(
+            f"{info.path}: built on {info.manifest.device} and not movable (its manifest lacks extra.movable), "
+            f"so it cannot run as instance kind {options.instance_kind!r}"
+        )
+    header = ['platform: "pytorch_libtorch"', 'default_model_filename: "model.pt"']
+    return render(info, options, header=header, types=_manifest_types(info), group=_group(info, options))
+
+
 # Artifact kind -> config writer for its native Triton platform.
 PLATFORMS: dict[str, Callable[[ArtifactInfo, ServeOptions], str]] = {
     "onnx": onnx_config,
     "trt": tensorrt_config,
     "pt2": python_config,
     "aoti": python_config,
+    "torchscript": pytorch_libtorch_config,
 }
 
 

@@ -1,7 +1,7 @@
 """Write a Triton model repository for one artifact: `<out>/<model>/config.pbtxt` and `<out>/<model>/1/...`.
 
 Native platforms take the artifact under Triton's default file name (`model.onnx` with its external data file
-beside it under the name the graph records, `model.plan`); the Python backend takes `model.py`
+beside it under the name the graph records, `model.plan`, `model.pt`); the Python backend takes `model.py`
 (serving/triton_model.py) and the artifact under its own name. The manifest is copied beside the artifact (Triton
 ignores it; it records what was built, and `runtime.load` checks the artifact against it).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from .artifacts import ArtifactInfo, ServingError
 from .model_config import ServeOptions, model_config
 
-NATIVE_FILE = {"onnx": "model.onnx", "trt": "model.plan"}
+NATIVE_FILE = {"onnx": "model.onnx", "trt": "model.plan", "torchscript": "model.pt"}
 MODEL_PY = Path(__file__).with_name("triton_model.py")
 
 

@@ -38,7 +38,7 @@ from serving.repository import write_repository
 pytest.importorskip("pytriton", reason="nvidia-pytriton is installed by `make venv` (requirements-serving.txt)")
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 PROFILE = PROFILES["test-small"]  # batch 1..4, frames 1..4, height 14..112, width 28..112
 CHEAP_SHAPES = [(1, 1, 14, 28), (2, 1, 28, 28), (1, 2, 28, 42), (4, 1, 14, 28), (2, 2, 14, 56), (3, 1, 42, 28)]
@@ -145,8 +145,8 @@ def test_configs_parse_as_triton_model_configs(artifact: Path) -> None:
         model_config(fake(info, kind="trt"), dataclasses.replace(OPTIONS, instance_kind="cpu"))
     with pytest.raises(ServingError, match="outside the profile's batch range"):
         model_config(info, dataclasses.replace(OPTIONS, preferred_batch_sizes=(8,)))
-    with pytest.raises(ServingError, match="no Triton model config for artifact kind 'torchscript'"):
-        model_config(fake(info, kind="torchscript"), OPTIONS)
+    with pytest.raises(ServingError, match="no Triton model config for artifact kind 'openvino'"):
+        model_config(fake(info, kind="openvino"), OPTIONS)
 
 
 def test_repository_layout(artifact: Path, tmp_path: Path) -> None:
@@ -167,6 +167,59 @@ def test_repository_layout(artifact: Path, tmp_path: Path) -> None:
         ["model.onnx", "weights.data", f"{artifact.name}.json"]
     )
     parse((folder / "config.pbtxt").read_text())
+
+
+def test_torchscript_repository_is_a_libtorch_model_triton_would_run(tiny_dir: Path, tmp_path: Path) -> None:
+    """`pytorch_libtorch` config + `model.pt`, checked against the PyTorch backend's rules (r24.10) without its
+    server (the nvidia-pytriton wheel ships the Python backend only): inputs bound to forward()'s arguments by name,
+    the output taken in config order, wire dtypes from the config, and the copied file called as the backend calls it
+    (positional, inference mode) answering bit for bit what `runtime.load` answers."""
+    request = BuildRequest(model_dir=tiny_dir, precision="fp32", profiles=[PROFILE], out_dir=tmp_path / "art")
+    ts = read_artifact(build("torchscript", request).path)
+    runner = runtime.load(ts.path)
+    folder = write_repository(ts, tmp_path / "repo", OPTIONS)
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert files == sorted(["config.pbtxt", "1/model.pt", f"1/{ts.path.name}.json"])
+    config = parse((folder / "config.pbtxt").read_text())
+    dtype = model_config_pb2.DataType
+    assert config.platform == "pytorch_libtorch" and config.default_model_filename == "model.pt"
+    assert config.backend == "" and not config.parameters and config.max_batch_size == 4
+    assert [(i.name, dtype.Name(i.data_type), list(i.dims)) for i in config.input] == [
+        ("pixel_values", "TYPE_FP32", [3, -1, -1, -1]),
+        ("patch_positions", "TYPE_INT64", [-1, 3]),
+    ]
+    assert [(o.name, dtype.Name(o.data_type), list(o.dims)) for o in config.output] == [
+        ("last_hidden_state", "TYPE_FP32", [-1, 128])
+    ]
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.Kind.Value("KIND_CPU")
+
+    module = torch.jit.load(str(folder / "1" / "model.pt"), map_location="cpu")
+    arguments = [a.name for a in module.forward.schema.arguments][1:]  # [0] is self
+    # FORWARD_ARGUMENT: every config input is a forward() argument, placed at that argument's position.
+    assert sorted(i.name for i in config.input) == sorted(arguments)
+    # STRICT_CONFIG_ORDERING: no output name holds "__", so output i of the config is the module's i-th output.
+    assert all("__" not in o.name for o in config.output) and len(config.output) == 1
+    wire = {i.name: np.dtype(triton_to_np_dtype(dtype.Name(i.data_type).removeprefix("TYPE_"))) for i in config.input}
+    for seed, shape in enumerate([(1, 1, 14, 28), (3, 2, 28, 42), (4, 1, 112, 56)]):
+        pv, pos = inputs(*shape, seed=seed)
+        sent = {"pixel_values": pv.astype(wire["pixel_values"]), "patch_positions": pos.astype(wire["patch_positions"])}
+        positional = [torch.from_numpy(sent[name]) for name in arguments]
+        with torch.inference_mode():
+            got = module(*positional)
+        assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
+        assert list(got.shape[1:]) == [pos.shape[1], list(config.output[0].dims)[1]]
+        assert torch.equal(got, runner(pv, pos)), shape
+
+    # A movable artifact may run on a GPU instance; Triton's PyTorch backend has no BF16 (one error, no folder).
+    gpu = parse(model_config(ts, dataclasses.replace(OPTIONS, instance_kind="gpu")))
+    assert gpu.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.Kind.Value("KIND_GPU")
+    pinned = fake(ts, extra={k: v for k, v in ts.manifest.extra.items() if k != "movable"})
+    with pytest.raises(ServingError, match="not movable"):
+        model_config(pinned, dataclasses.replace(OPTIONS, instance_kind="gpu"))
+    with pytest.raises(ServingError, match=r"no BF16 tensors.*--python-backend"):
+        write_repository(fake(ts, precision="bf16"), tmp_path / "bf16", OPTIONS)
+    assert not (tmp_path / "bf16").exists()
+    assert parse(model_config(fake(ts, precision="bf16"), OPTIONS, python_backend=True)).backend == "python"
 
 
 def test_default_artifact(artifact: Path, tiny_dir: Path, tmp_path: Path) -> None:
