@@ -111,6 +111,7 @@ BACKENDS: dict[str, Backend] = {
             "export.torchscript:TorchScriptBuilder",
             "runtime.backends.torchscript:TorchScriptRunner",
             MOVES,
+            triton=("pytorch_libtorch", "model.pt"),
         ),
         Backend(
             "openvino",

@@ -25,15 +25,13 @@ undefined") and it specialises the graph for the build device.
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import torch
 
-from contract.dtypes import DTYPES, TRITON_TYPES
+from contract.dtypes import DTYPES
 from contract.profiles import Range, ShapeProfile
 from models.tf32 import exact_float32
 
-from .artifact import io_specs
 from .base import BuildRequest, BuildResult, ExportError
 from .pipeline import BuildContext, Produced, run_build
 from .torch_export import cuda_missing
@@ -88,24 +86,6 @@ def device_nodes(module: torch.jit.ScriptModule) -> list[str]:
     return found
 
 
-def triton_io(inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a `pytorch_libtorch` config.pbtxt needs: inputs named as forward()'s arguments (Triton's forward-argument
-    naming), outputs `<name>__<index>` (TorchScript outputs carry no names), Triton data types, dims with -1 for
-    every dynamic axis; `batch_axis` 0 is dropped from dims when the config sets max_batch_size > 0."""
-
-    def entry(spec: dict[str, Any], name: str) -> dict[str, Any]:
-        dims = [d if isinstance(d, int) else -1 for d in spec["shape"]]
-        return {"name": name, "data_type": TRITON_TYPES[spec["dtype"]], "dims": dims}
-
-    return {
-        "platform": "pytorch_libtorch",
-        "default_model_filename": "model.pt",
-        "batch_axis": 0,
-        "input": [entry(spec, spec["name"]) for spec in inputs],
-        "output": [entry(spec, f"{spec['name']}__{i}") for i, spec in enumerate(outputs)],
-    }
-
-
 class TorchScriptBuilder:
     kind = "torchscript"
 
@@ -138,7 +118,6 @@ class TorchScriptBuilder:
         meter.stage("verify", "torch.jit.load round trip, run at the profile's min shape against eager")
         loaded = torch.jit.load(str(ctx.staged), map_location=request.device)
         verify = verify_artifact(self.kind, loaded, wrapper, request.profile, request.precision, request.device)
-        inputs, outputs = io_specs(request.profile, request.precision, ctx.config.hidden_size)
         extra = {
             "loader": "torch.jit.load(path, map_location=device)",
             "trace_shape": list(shape),
@@ -147,6 +126,5 @@ class TorchScriptBuilder:
             "movable": True,
             "tracer_warnings": tracer_warnings,
             "requires_torch": torch.__version__,
-            "triton": triton_io(inputs, outputs),
         }
         return Produced(extra=extra, build={"verify": verify})

@@ -4,7 +4,8 @@ One function per Triton platform/backend, registered in PLATFORMS by artifact ki
 
 - `onnxruntime_onnx` (kind onnx) and `tensorrt_plan` (kind trt): Triton runs the artifact itself; the wire dtypes
   are the model's own (the manifest's, as the exporter or the built engine reported them), BF16 included.
-- `python` (kinds pt2, aoti; any kind with `python_backend=True`): `triton_model.py` runs the artifact through
+- `python` (kinds Triton cannot run itself: pt2, aoti, trt-rtx, openvino; any kind with `python_backend=True`):
+  `triton_model.py` runs the artifact through
   `runtime.load`. Pixel values travel as FP32 for a bf16 artifact and are rounded to bfloat16 in the model (numpy,
   and so most clients, have no bfloat16; the runtime's own rule for numpy float32 into a bf16 artifact, one
   rounding rule for every client). last_hidden_state of a bf16 artifact travels as FP32 (exact: every bfloat16 is
@@ -14,7 +15,7 @@ One function per Triton platform/backend, registered in PLATFORMS by artifact ki
   names: they are forward()'s argument names, so the backend maps them by name (its FORWARD_ARGUMENT convention).
   The output keeps its name too: a name without "__" makes the backend take outputs in config order
   (STRICT_CONFIG_ORDERING), and the module returns one tensor, so clients ask for `last_hidden_state` on every
-  platform (the manifest's `extra.triton` spells it `last_hidden_state__0`, the <name>__<index> form; both load).
+  platform.
   The backend has no BF16 (its config-type table stops at FP16/FP32/FP64), so a bf16 artifact is refused here
   (`--python-backend` serves it). The backend's parameters (DISABLE_OPTIMIZED_EXECUTION, INFERENCE_MODE, ...; no
   NVFuser switch in this release) stay at its defaults, optimized execution on and inference mode on: the settings
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from contract.backends import BACKENDS
 
 from . import INPUTS, MODEL_NAME, OUTPUT
 from .artifacts import ArtifactInfo, ServingError
@@ -183,13 +186,16 @@ def pytorch_libtorch_config(info: ArtifactInfo, options: ServeOptions) -> str:
     return render(info, options, header=header, types=_manifest_types(info), group=_group(info, options))
 
 
-# Artifact kind -> config writer for its native Triton platform.
+# Triton platform -> its config writer; a kind's platform is its backend description's `triton` (contract/backends.py),
+# the Python backend (through runtime.load) for a kind Triton cannot run itself.
+WRITERS: dict[str, Callable[[ArtifactInfo, ServeOptions], str]] = {
+    "onnxruntime_onnx": onnx_config,
+    "tensorrt_plan": tensorrt_config,
+    "pytorch_libtorch": pytorch_libtorch_config,
+    "python": python_config,
+}
 PLATFORMS: dict[str, Callable[[ArtifactInfo, ServeOptions], str]] = {
-    "onnx": onnx_config,
-    "trt": tensorrt_config,
-    "pt2": python_config,
-    "aoti": python_config,
-    "torchscript": pytorch_libtorch_config,
+    kind: WRITERS[b.triton[0] if b.triton else "python"] for kind, b in BACKENDS.items()
 }
 
 

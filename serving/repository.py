@@ -12,10 +12,12 @@ import os
 import shutil
 from pathlib import Path
 
+from contract.backends import BACKENDS
+
 from .artifacts import ArtifactInfo, ServingError
 from .model_config import ServeOptions, model_config
 
-NATIVE_FILE = {"onnx": "model.onnx", "trt": "model.plan", "torchscript": "model.pt"}
+NATIVE_FILE = {kind: b.triton[1] for kind, b in BACKENDS.items() if b.triton}  # contract/backends.py
 MODEL_PY = Path(__file__).with_name("triton_model.py")
 
 

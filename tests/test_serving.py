@@ -145,8 +145,8 @@ def test_configs_parse_as_triton_model_configs(artifact: Path) -> None:
         model_config(fake(info, kind="trt"), dataclasses.replace(OPTIONS, instance_kind="cpu"))
     with pytest.raises(ServingError, match="outside the profile's batch range"):
         model_config(info, dataclasses.replace(OPTIONS, preferred_batch_sizes=(8,)))
-    with pytest.raises(ServingError, match="no Triton model config for artifact kind 'openvino'"):
-        model_config(fake(info, kind="openvino"), OPTIONS)
+    with pytest.raises(ServingError, match="no Triton model config for artifact kind 'tflite'"):
+        model_config(fake(info, kind="tflite"), OPTIONS)
 
 
 def test_repository_layout(artifact: Path, tmp_path: Path) -> None:

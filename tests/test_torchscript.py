@@ -139,18 +139,13 @@ def test_the_builder_refuses_a_trace_that_records_constants(
 # -- manifest, device rule, precisions, threads ---------------------------------------------------------------------
 
 
-def test_manifest_movable_and_triton_fields(built: BuildResult, tiny_dir: Path) -> None:
+def test_manifest_movable_and_forward_names(built: BuildResult, tiny_dir: Path) -> None:
     manifest = read_manifest(built.path)
     assert built.path.name == "torchscript-fp32-test-small.pt" and manifest.kind == "torchscript"
     assert manifest.extra["tracer_warnings"] == [] and manifest.extra["frozen"] is True
     assert manifest.extra["movable"] is True and manifest.build["verify"]["rel_l2"] <= REL_L2_FP32
-    triton = manifest.extra["triton"]
-    assert triton["platform"] == "pytorch_libtorch"
-    assert triton["input"] == [
-        {"name": "pixel_values", "data_type": "TYPE_FP32", "dims": [-1, 3, -1, -1, -1]},
-        {"name": "patch_positions", "data_type": "TYPE_INT64", "dims": [-1, -1, 3]},
-    ]
-    assert triton["output"] == [{"name": "last_hidden_state__0", "data_type": "TYPE_FP32", "dims": [-1, -1, 128]}]
+    # The Triton fields live in one place, serving's pytorch_libtorch config (test_serving checks them).
+    assert "triton" not in manifest.extra
     module = torch.jit.load(str(built.path))
     # forward()'s argument names are the manifest's input names (Triton's forward-argument naming)
     assert [a.name for a in module.forward.schema.arguments][1:] == ["pixel_values", "patch_positions"]
