@@ -8,6 +8,13 @@ batch B, frames T, height H, width W (pixels) and tokens L = T * (H/p) * (W/p).
 
 INPUT_NAMES = ("pixel_values", "patch_positions")
 OUTPUT_NAMES = ("last_hidden_state",)
+# Name -> {axis: symbol}: the axes a profile may leave dynamic (every other axis is fixed: channels 3, [t, h, w] 3,
+# hidden size). ONNX dim names, torch.export Dims and manifest shapes all read this.
+DYNAMIC_AXES: dict[str, dict[int, str]] = {
+    "pixel_values": {0: "batch", 2: "frames", 3: "height", 4: "width"},
+    "patch_positions": {0: "batch", 1: "tokens"},
+    "last_hidden_state": {0: "batch", 1: "tokens"},
+}
 SYMBOLS = ("batch", "frames", "height", "width", "tokens")
 
 # The published checkpoint's patch_size and rope_temporal_size: the defaults only where no config is at hand (a

@@ -16,9 +16,9 @@ import torch._inductor
 from models.tf32 import exact_float32
 
 from .base import BuildRequest, BuildResult
+from .inputs import example_shape
 from .pipeline import BuildContext, Produced, load_and_export, run_build
 from .torch_export import cuda_missing
-from .trace import example_shape
 from .verify import verify_artifact
 
 COMPILERS = ("g++", "c++", "clang++")

@@ -31,7 +31,7 @@ from contract.profiles import ShapeProfile
 from models import CheckpointError, InputError, OneVisionEncoderConfig, layers_for_output, load_config, weights_sha256
 
 from .base import BuildRequest, ExportError
-from .trace import dtype_of, symbolic_shapes
+from .inputs import dtype_of, symbolic_shapes
 
 DEVICES = ("cpu", "cuda")
 

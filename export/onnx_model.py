@@ -27,18 +27,19 @@ import onnx
 import torch
 
 from contract.backends import BACKENDS
-from contract.io import INPUT_NAMES, OUTPUT_NAMES
+from contract.io import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES
 from contract.manifest import FORMAT_VERSION
 from contract.profiles import Range, ShapeProfile
 from models import weights_sha256
 from models.checkpoint import file_sha256
 
 from .base import BuildRequest, BuildResult, ExportError
+from .inputs import describe, example_inputs, example_shape
 from .measure import BuildMeter
 from .pipeline import BuildContext, Produced, run_build
-from .trace import describe, example_inputs, example_shape, export_mode, export_program, load_wrapper
+from .trace import export_mode, export_program
 from .verify import verify_artifact
-from .wrapper import EncoderExport
+from .wrapper import EncoderExport, load_wrapper
 
 OPSET = {"fp32": 20, "fp16": 20, "bf16": 22}
 MIN_OPSET = 18
@@ -50,14 +51,7 @@ BF16_NOT_RUN = (
 )
 DEBUG_METADATA = frozenset({"pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node"})
 # (input index, axis) -> manifest symbol
-_AXIS_SYMBOLS = {
-    (0, 0): "batch",
-    (0, 2): "frames",
-    (0, 3): "height",
-    (0, 4): "width",
-    (1, 0): "batch",
-    (1, 1): "tokens",
-}
+_AXIS_SYMBOLS = {(i, axis): symbol for i, name in enumerate(INPUT_NAMES) for axis, symbol in DYNAMIC_AXES[name].items()}
 
 
 @dataclass

@@ -32,10 +32,11 @@ from contract.profiles import Range, ShapeProfile
 from models.tf32 import exact_float32
 
 from .base import BuildRequest, BuildResult
+from .inputs import example_shape
 from .onnx_model import write_onnx
 from .pipeline import BuildContext, Produced, run_build
-from .trace import example_shape, load_wrapper
 from .verify import verify_artifact
+from .wrapper import load_wrapper
 
 # precision -> the CPU plugin's INFERENCE_PRECISION_HINT (the value Core.compile_model gets)
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}

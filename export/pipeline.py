@@ -15,9 +15,10 @@ from models import OneVisionEncoderConfig
 
 from .artifact import artifact_path, check_request, install, make_manifest, refuse_existing, staging
 from .base import BuildRequest, BuildResult, ExportError
+from .inputs import describe
 from .measure import BuildMeter
-from .trace import describe, export_program, load_wrapper
-from .wrapper import EncoderExport
+from .trace import export_program
+from .wrapper import EncoderExport, load_wrapper
 
 
 @dataclass

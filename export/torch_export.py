@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from .base import BuildRequest, BuildResult
+from .inputs import example_shape
 from .pipeline import BuildContext, Produced, load_and_export, run_build
-from .trace import example_shape
 from .verify import verify_artifact
 
 

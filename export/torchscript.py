@@ -33,11 +33,11 @@ from contract.profiles import Range, ShapeProfile
 from models.tf32 import exact_float32
 
 from .base import BuildRequest, BuildResult, ExportError
+from .inputs import Shape, inputs_at
 from .pipeline import BuildContext, Produced, run_build
 from .torch_export import cuda_missing
-from .trace import Shape, inputs_at, load_wrapper
 from .verify import verify_artifact
-from .wrapper import EncoderExport
+from .wrapper import EncoderExport, load_wrapper
 
 
 def _next_to_min(r: Range, scale: int = 1) -> int:

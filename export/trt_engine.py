@@ -318,7 +318,7 @@ class TensorRTBuilder:
     def _verify(self, ctx: BuildContext) -> list[dict[str, Any]]:
         from runtime.backends.tensorrt import TensorRTEngine
 
-        from .trace import load_wrapper
+        from .wrapper import load_wrapper
 
         request = ctx.request
         wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, "cuda")

@@ -20,7 +20,7 @@ from models.metrics import compare
 from models.tf32 import exact_float32
 
 from .base import ExportError
-from .trace import inputs_at, profile_shape
+from .inputs import inputs_at, profile_shape
 from .wrapper import EncoderExport
 
 # rel L2 bounds a build must meet: fp32 graphs reorder float ops only (measured ~1e-6); fp16/bf16 round differently

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
-from models import OneVisionEncoderModel
+from models import OneVisionEncoderModel, load_model
+
+from .base import ExportError
+from .inputs import dtype_of
 
 
 class EncoderExport(nn.Module):
@@ -25,3 +30,15 @@ class EncoderExport(nn.Module):
     def forward(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
         last, _ = self.model.forward_intermediates(pixel_values, patch_positions, indices=[self.num_layers])
         return last
+
+
+def load_wrapper(
+    model_dir: str | os.PathLike[str], precision: str, output_layer: int, device: str = "cpu"
+) -> EncoderExport:
+    """The eval-mode export wrapper in `precision` on `device` (sdpa, explicit positions, `output_layer`)."""
+    model: OneVisionEncoderModel = load_model(model_dir, dtype_of(precision), "sdpa", device=device)
+    model.requires_grad_(False)
+    try:
+        return EncoderExport(model, output_layer).eval()
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None

@@ -28,9 +28,10 @@ from export import BuildRequest, BuildResult, ExportError, build
 from export.__main__ import main
 from export.artifact import artifact_name
 from export.device_free import device_nodes, make_device_free
+from export.inputs import example_shape, inputs_at
 from export.onnx_model import dead_nodes, onnx_for_tensorrt
-from export.trace import dynamic_shapes, example_shape, inputs_at, load_wrapper
-from export.wrapper import EncoderExport
+from export.trace import dynamic_shapes
+from export.wrapper import EncoderExport, load_wrapper
 from models import load_model, weights_sha256
 from models.checkpoint import file_sha256
 

@@ -207,8 +207,9 @@ def test_engine_builds_loads_and_matches_eager(tiny_dir: Path, tmp_path: Path, p
         pytest.skip(f"needs {kind} and a GPU it runs on (here: {missing})")
     import runtime
     from export import build
-    from export.trace import inputs_at, load_wrapper
+    from export.inputs import inputs_at
     from export.verify import MAX_REL_L2, compare
+    from export.wrapper import load_wrapper
 
     small = PROFILES["test-small"]
     wide = ShapeProfile.from_dict({**small.to_dict(), "name": "wide", "batch": {"min": 6, "opt": 6, "max": 8}})

@@ -14,8 +14,8 @@ import torch
 
 from contract.profiles import PROFILES
 from export import BuildRequest, build
-from export.trace import load_wrapper
 from export.verify import verify_artifact
+from export.wrapper import load_wrapper
 from models import load_config, weights_sha256
 from models.tf32 import _restore, _snapshot, exact_float32, tf32_state
 from parity.artifacts import eager_artifact, from_file

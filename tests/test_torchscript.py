@@ -20,9 +20,9 @@ from contract.dtypes import DTYPES
 from contract.manifest import read_manifest
 from contract.profiles import PROFILES
 from export import BuildRequest, BuildResult, ExportError, build
+from export.inputs import example_inputs, inputs_at
 from export.torchscript import device_nodes, freeze, trace, trace_shape
-from export.trace import example_inputs, inputs_at, load_wrapper
-from export.wrapper import EncoderExport
+from export.wrapper import EncoderExport, load_wrapper
 
 MAX_ABS_FP32 = 1e-4
 REL_L2_FP32 = 1e-5
