@@ -14,7 +14,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr int kFormatVersion = 2;  // export/manifest.py FORMAT_VERSION; format 1 (no `files` list) is read too
+constexpr int kFormatVersion = 2;  // contract/manifest.py FORMAT_VERSION; format 1 (no `files` list) is read too
 constexpr int64_t kChannels = 3;
 constexpr int64_t kMaxPosition = int64_t{1} << 24;  // float32 holds every integer below it exactly
 
@@ -75,7 +75,7 @@ std::string dirname_of(const std::string& path) {
   return slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
 }
 
-// Every file of the artifact (export/manifest.py `files`): the artifact first, then its side files.
+// Every file of the artifact (contract/manifest.py `files`): the artifact first, then its side files.
 std::vector<ManifestFile> manifest_files(const json& doc, int64_t version, const Manifest& m, const std::string& mpath) {
   std::vector<ManifestFile> files;
   if (version == 1) {  // format 1: the artifact, and the ONNX external data recorded in extra (sizes unknown)

@@ -41,7 +41,7 @@ struct Range {
   bool contains(int64_t v) const { return min <= v && v <= max; }
 };
 
-// export/profiles.py ShapeProfile: ranges of batch, frames, height and width (pixels).
+// contract/profiles.py ShapeProfile: ranges of batch, frames, height and width (pixels).
 struct Profile {
   std::string name;
   Range batch, frames, height, width;
@@ -56,7 +56,7 @@ struct ManifestFile {
   int64_t size = -1;  // -1: not recorded (format 1 manifests)
 };
 
-// The fields of `<artifact>.json` the runtime uses (export/manifest.py).
+// The fields of `<artifact>.json` the runtime uses (contract/manifest.py).
 struct Manifest {
   std::string kind, path, sha256, precision, device;
   Profile profile;
