@@ -53,12 +53,9 @@ class ArtifactInfo:
 
     @property
     def files(self) -> list[Path]:
-        """Every file the artifact consists of: itself, its manifest and side files (ONNX external data)."""
-        out = [self.path, self.manifest_file]
-        external = self.manifest.extra.get("external_data")
-        if external:
-            out.append(self.path.with_name(str(external)))
-        return out
+        """Every file the artifact consists of: itself, its manifest and the side files its manifest lists (ONNX
+        external data, OpenVINO's .bin weights)."""
+        return [self.path, self.manifest_file, *(self.path.with_name(name) for name in self.manifest.side_files)]
 
     def io(self, name: str) -> dict[str, Any]:
         """The manifest's entry {name, dtype, shape} for an input or output."""

@@ -161,12 +161,30 @@ def test_repository_layout(artifact: Path, tmp_path: Path) -> None:
     # ONNX goes native: model.onnx, with its external data file under the name the graph records.
     side = artifact.with_name("weights.data")
     shutil.copyfile(artifact, side)
-    onnx = fake(info, kind="onnx", extra={"external_data": "weights.data"})
+    side_entry = {"path": "weights.data", "sha256": "", "size": None}
+    onnx = fake(info, kind="onnx", extra={"external_data": "weights.data"}, files=[*info.manifest.files, side_entry])
     folder = write_repository(onnx, tmp_path / "onnx", OPTIONS)
     assert sorted(p.name for p in (folder / "1").iterdir()) == sorted(
         ["model.onnx", "weights.data", f"{artifact.name}.json"]
     )
     parse((folder / "config.pbtxt").read_text())
+
+
+def test_python_backend_repository_carries_every_file_of_the_artifact(
+    tiny_artifacts_fp32: dict[str, Path], tmp_path: Path
+) -> None:
+    """An OpenVINO IR is its .xml and its .bin: both go into the version folder (the manifest's `files`), so the
+    Python-backend model's runtime.load finds an intact artifact there and answers as the original does."""
+    artifact = tiny_artifacts_fp32["openvino"]
+    folder = write_repository(read_artifact(artifact), tmp_path, OPTIONS)
+    weights = artifact.with_suffix(".bin").name
+    assert sorted(p.name for p in (folder / "1").iterdir()) == sorted(
+        ["model.py", artifact.name, weights, f"{artifact.name}.json"]
+    )
+    assert 'backend: "python"' in (folder / "config.pbtxt").read_text()
+    pv, pos = inputs(2, 1, 28, 56, seed=3)
+    served = runtime.load(folder / "1" / artifact.name)(pv, pos)
+    assert torch.equal(served, runtime.load(artifact)(pv, pos))
 
 
 def test_torchscript_repository_is_a_libtorch_model_triton_would_run(tiny_dir: Path, tmp_path: Path) -> None:
