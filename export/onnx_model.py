@@ -28,10 +28,9 @@ import torch
 
 from contract.backends import BACKENDS
 from contract.io import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES
-from contract.manifest import FORMAT_VERSION
+from contract.manifest import FORMAT_VERSION, file_sha256
 from contract.profiles import Range, ShapeProfile
 from models import weights_sha256
-from models.checkpoint import file_sha256
 
 from .base import BuildRequest, BuildResult, ExportError
 from .inputs import describe, example_inputs, example_shape

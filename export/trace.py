@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.export import Dim, ExportedProgram
 
-from contract.io import INPUT_NAMES
+from contract.io import DYNAMIC_AXES, INPUT_NAMES
 from contract.profiles import Range, ShapeProfile
 
 from .device_free import make_device_free
@@ -29,19 +29,19 @@ def _dim(name: str, r: Range, scale: int = 1) -> Any:
 
 
 def dynamic_shapes(profile: ShapeProfile) -> dict[str, dict[int, Any]]:
-    """torch.export dynamic_shapes for (pixel_values, patch_positions); static axes are left out."""
+    """torch.export dynamic_shapes for the inputs, axis by axis as contract.io.DYNAMIC_AXES declares them (one Dim
+    per symbol, shared between inputs; H and W as multiples of the patch); static axes are left out."""
     p = profile.patch
-    batch = _dim("batch", profile.batch)
-    pixels = {
-        0: batch,
-        2: _dim("frames", profile.frames),
-        3: _dim("height_patches", profile.height, p),
-        4: _dim("width_patches", profile.width, p),
+    dims = {
+        "batch": _dim("batch", profile.batch),
+        "frames": _dim("frames", profile.frames),
+        "height": _dim("height_patches", profile.height, p),
+        "width": _dim("width_patches", profile.width, p),
+        "tokens": _dim("tokens", profile.token_range),
     }
-    positions = {0: batch, 1: _dim("tokens", profile.token_range)}
     return {
-        INPUT_NAMES[0]: {axis: d for axis, d in pixels.items() if d is not None},
-        INPUT_NAMES[1]: {axis: d for axis, d in positions.items() if d is not None},
+        name: {axis: dims[symbol] for axis, symbol in DYNAMIC_AXES[name].items() if dims[symbol] is not None}
+        for name in INPUT_NAMES
     }
 
 

@@ -43,10 +43,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from contract.io import INPUT_NAMES
-from contract.manifest import ManifestError, read_manifest, write_manifest
+from contract.manifest import ManifestError, file_sha256, read_manifest, write_manifest
 from contract.profiles import AXES, ShapeProfile
 from models import weights_sha256
-from models.checkpoint import file_sha256
 from runtime.backends.tensorrt import TRT, TRT_RTX, TensorRTAPI, cuda_unavailable, gpu_info, write_atomic
 
 from .artifact import io_specs

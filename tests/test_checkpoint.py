@@ -14,9 +14,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
+from contract.manifest import file_sha256
 from models import CheckpointError, OneVisionEncoderModel, load_model, validate_checkpoint_dir
 from models import attention as attention_rules
-from models.checkpoint import file_sha256, weights_sha256
+from models.checkpoint import weights_sha256
 from models.synthetic import synthetic_state_dict, write_checkpoint
 from tests.conftest import seeded
 

@@ -20,10 +20,9 @@ import pytest
 import torch
 
 import runtime
-from contract.manifest import manifest_path
+from contract.manifest import file_sha256, manifest_path
 from contract.profiles import PROFILES
 from export import BuildRequest, build
-from models.checkpoint import file_sha256
 from runtime.base import Runner
 from runtime.positions import grid_positions, video_positions
 from tests.conftest import copy_artifact, seeded

@@ -22,7 +22,7 @@ import onnx
 import pytest
 import torch
 
-from contract.manifest import ManifestError, read_manifest
+from contract.manifest import ManifestError, file_sha256, read_manifest
 from contract.profiles import PROFILES, ProfileError, Range, ShapeProfile
 from export import BuildRequest, BuildResult, ExportError, build
 from export.__main__ import main
@@ -33,7 +33,6 @@ from export.onnx_model import dead_nodes, onnx_for_tensorrt
 from export.trace import dynamic_shapes
 from export.wrapper import EncoderExport, load_wrapper
 from models import load_model, weights_sha256
-from models.checkpoint import file_sha256
 
 MAX_ABS_FP32 = 1e-4
 REL_L2_FP32 = 1e-5

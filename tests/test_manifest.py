@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from contract.manifest import FORMAT_VERSION, ManifestError, manifest_path, read_manifest, write_manifest
+from contract.manifest import FORMAT_VERSION, ManifestError, file_sha256, manifest_path, read_manifest, write_manifest
 from contract.profiles import PROFILES
 from export import BuildRequest, BuildResult, build
-from models.checkpoint import file_sha256
 from tests.conftest import copy_artifact
 
 PROFILE = PROFILES["test-small"]
