@@ -30,7 +30,7 @@ from serving.artifacts import ArtifactInfo, ServingError, find_default, read_art
 from serving.batching import run_requests
 from serving.client import EncoderClient, embed_image
 from serving.launcher import Ports, TritonServer, server_env
-from serving.load import TOLERANCE, rel_l2, run_load, scrape, write_report
+from serving.load import TOLERANCE, is_connection_error, rel_l2, run_load, scrape, write_report
 from serving.malformed import cases
 from serving.model_config import ServeOptions, model_config
 from serving.repository import write_repository
@@ -422,9 +422,16 @@ def test_crash_restart_and_graceful_shutdown(
     assert re.search(in_flight, srv.log.read_text()), srv.log_tail()
     for t in threads:
         t.join(timeout=60)
-    for i, (pv, pos) in enumerate(big):
-        assert isinstance(answers[i], np.ndarray), answers[i]
-        assert np.array_equal(answers[i], runner(pv, pos).numpy())  # type: ignore[arg-type]
+    # Every request Triton had received is answered, and answered right: at least the `pending` ones queued when the
+    # signal came (plus the one executing). A request still on its way when the listener closed is refused with a
+    # connection error, never a wrong answer (one in ~3 CI runs had a client not yet connected at the signal).
+    answered = {i: a for i, a in answers.items() if isinstance(a, np.ndarray)}
+    refused = {i: a for i, a in answers.items() if not isinstance(a, np.ndarray)}
+    assert len(answered) >= pending, (pending, refused)
+    assert all(isinstance(e, Exception) and is_connection_error(e) for e in refused.values()), refused
+    for i, out in answered.items():
+        assert np.array_equal(out, runner(*big[i]).numpy())  # type: ignore[arg-type]
+    pv, pos = big[0]
     with pytest.raises((InferenceServerException, OSError)):
         EncoderClient(srv.url, "http", timeout_s=5).infer(pv, pos)
     srv.close()
