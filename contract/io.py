@@ -2,8 +2,8 @@
 
     pixel_values (B, 3, T, H, W) float, patch_positions (B, L, 3) int64 -> last_hidden_state (B, L, hidden)
 
-`SYMBOLS` are the names manifests give the dynamic axes (an axis a profile fixes is written as its size):
-batch B, frames T, height H, width W (pixels) and tokens L = T * (H/p) * (W/p).
+`DYNAMIC_AXES` names the axes a profile may leave dynamic, with the symbol manifests give them (an axis a profile
+fixes is written as its size): batch B, frames T, height H, width W (pixels) and tokens L = T * (H/p) * (W/p).
 """
 
 INPUT_NAMES = ("pixel_values", "patch_positions")
@@ -15,7 +15,6 @@ DYNAMIC_AXES: dict[str, dict[int, str]] = {
     "patch_positions": {0: "batch", 1: "tokens"},
     "last_hidden_state": {0: "batch", 1: "tokens"},
 }
-SYMBOLS = ("batch", "frames", "height", "width", "tokens")
 
 # The published checkpoint's patch_size and rope_temporal_size: the defaults only where no config is at hand (a
 # profile's patch, the media helpers' timeline); everything that has a checkpoint or manifest reads its own.

@@ -4,7 +4,7 @@ Keys (all artifacts): format_version, kind, path (artifact file name, relative t
 artifact file), files [{path, sha256, size}] (every file the artifact consists of: the artifact file first, then
 its side files such as the ONNX external data `<artifact>.data`; plain names in the manifest's folder), precision
 ("fp32"|"bf16"|"fp16"), device ("cpu"|"cuda": where it was built and verified; for aoti the only device type the
-package runs on, for trt and trt-rtx always CUDA; pt2 and onnx move, see runtime/loader.py), profile
+package runs on, for trt and trt-rtx always CUDA; pt2, onnx and torchscript move, see contract/backends.py), profile
 (ShapeProfile.to_dict()), output_layer, source {checkpoint, weights_sha256, config}, inputs/outputs [{name, dtype,
 shape}] with symbolic dims as strings ("batch", "frames", "height", "width", "tokens"), tools {python, torch,
 transformers, onnx, onnxruntime, tensorrt, ...}, created (ISO time), build {seconds, peak_rss_mib, ...}, extra

@@ -3,7 +3,7 @@
 - `python -m serving serve`: starts the Triton 2.51 server that ships in the `nvidia-pytriton` wheel, with one
   Python-backend model that runs any artifact `runtime.load` opens (launcher.py, triton_model.py).
 - `python -m serving repository`: writes a model repository for a full Triton deployment (`onnxruntime_onnx`,
-  `tensorrt_plan`, `pytorch_libtorch`, or the Python backend for the torch.export kinds) (repository.py,
+  `tensorrt_plan`, `pytorch_libtorch`, or the Python backend for the kinds Triton cannot run itself) (repository.py,
   model_config.py).
 - `python -m serving embed`: the client example (client.py); `python -m serving.load`: the load generator (load.py).
 

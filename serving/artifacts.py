@@ -1,7 +1,7 @@
 """What serving reads from an artifact: its manifest and profile, and the default artifact to serve.
 
 This is the one module of `serving/` that touches the manifest format (today in `contract.manifest` and
-`contract.profiles`, re-exported by the runtime's loader); everything else asks this module.
+`contract.profiles`); everything else asks this module.
 """
 
 from __future__ import annotations

@@ -5,11 +5,10 @@ One function per Triton platform/backend, registered in PLATFORMS by artifact ki
 - `onnxruntime_onnx` (kind onnx) and `tensorrt_plan` (kind trt): Triton runs the artifact itself; the wire dtypes
   are the model's own (the manifest's, as the exporter or the built engine reported them), BF16 included.
 - `python` (kinds Triton cannot run itself: pt2, aoti, trt-rtx, openvino; any kind with `python_backend=True`):
-  `triton_model.py` runs the artifact through
-  `runtime.load`. Pixel values travel as FP32 for a bf16 artifact and are rounded to bfloat16 in the model (numpy,
-  and so most clients, have no bfloat16; the runtime's own rule for numpy float32 into a bf16 artifact, one
-  rounding rule for every client). last_hidden_state of a bf16 artifact travels as FP32 (exact: every bfloat16 is
-  a float32).
+  `triton_model.py` runs the artifact through `runtime.load`. Pixel values travel as FP32 for a bf16 artifact and
+  are rounded to bfloat16 in the model (numpy, and so most clients, have no bfloat16; the runtime's own rule for
+  numpy float32 into a bf16 artifact, one rounding rule for every client). last_hidden_state of a bf16 artifact
+  travels as FP32 (exact: every bfloat16 is a float32).
 - `pytorch_libtorch` (kind torchscript): Triton's PyTorch (LibTorch) backend runs `model.pt` (rules of
   triton-inference-server/pytorch_backend r24.10, Triton 2.51, checked in its src/libtorch.cc). Inputs keep their
   names: they are forward()'s argument names, so the backend maps them by name (its FORWARD_ARGUMENT convention).
@@ -33,18 +32,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from contract.backends import BACKENDS
+from contract.dtypes import TRITON_TYPES  # manifest dtype (torch or numpy spelling) -> Triton TYPE_*
 
 from . import INPUTS, MODEL_NAME, OUTPUT
 from .artifacts import ArtifactInfo, ServingError
-
-# Manifest dtype (torch or numpy spelling) -> Triton TYPE_*.
-TRITON_TYPES = {
-    "float32": "TYPE_FP32",
-    "float16": "TYPE_FP16",
-    "bfloat16": "TYPE_BF16",
-    "int64": "TYPE_INT64",
-    "int32": "TYPE_INT32",
-}
 
 
 @dataclass(frozen=True)
