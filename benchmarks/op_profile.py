@@ -29,13 +29,12 @@ from contract.dtypes import DTYPES
 
 from .workloads import WORKLOADS
 
-# op class -> name pattern (torch op names and OpenVINO node types / names)
+# op class -> name pattern (torch op names and OpenVINO node types / names). OpenVINO runs the linear layers as
+# FullyConnected (one input is the weights); a MatMul node multiplies two activations, which here is attention's
+# Q.K^T or P.V (what OpenVINO leaves when it does not fuse attention: no AVX-512, or snippets disabled).
 CLASSES = (
-    ("attention", r"scaled_dot_product|flash_attention|ScaledDotProductAttention|^Softmax$|_softmax"),
-    (
-        "linear",
-        r"addmm|aten::mm$|aten::bmm|aten::matmul|_linear|linear_pointwise|FullyConnected|^MatMul$|mkldnn_linear",
-    ),
+    ("attention", r"scaled_dot_product|flash_attention|ScaledDotProductAttention|^Softmax$|_softmax|^MatMul$"),
+    ("linear", r"addmm|aten::mm$|aten::bmm|aten::matmul|_linear|linear_pointwise|FullyConnected|mkldnn_linear"),
     ("layernorm", r"layer_norm|^MVN$|RMS|LayerNorm"),
     ("patch conv", r"convolution|^Convolution$"),
     ("gelu", r"gelu|^Gelu$"),
@@ -54,10 +53,18 @@ def op_class(name: str) -> str:
 
 
 def node_class(node: dict[str, Any]) -> str:
-    """The op class of a node an `op_times` method reports (OpenVINO's fused "Subgraph" nodes are named after their
-    op, e.g. node_scaled_dot_product_attention)."""
+    """The op class of a node an `op_times` method reports. A fused node (OpenVINO's "Subgraph") is classed by the
+    original layers it runs (`fused`: their op types): attention when it holds attention's Softmax or SDPA, else
+    the first class among them. Its name says nothing reliable (after sdpa in one precision, after a Transpose in
+    another)."""
     kind = op_class(str(node["type"]))
-    return op_class(str(node["name"])) if kind == "other" and node["type"] == "Subgraph" else kind
+    if kind != "other" or node["type"] != "Subgraph":
+        return kind
+    fused = [op_class(str(t)) for t in node.get("fused", [])]
+    for label, _ in CLASSES:
+        if label in fused:
+            return label
+    return "other"
 
 
 def _torch_profile(call: Callable[[], Any], iters: int) -> list[dict[str, float]]:

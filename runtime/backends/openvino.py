@@ -6,6 +6,10 @@ f32 or bf16, PERFORMANCE_HINT LATENCY), so the runtime computes what the builder
 against the manifest at load. A bf16 IR takes and returns bf16 (numpy has no bf16: the bits go through an int16
 view).
 
+`provider` names the precision OpenVINO compiled the IR with, read back from the compiled model: a bf16 IR runs in
+bf16 on CPUs with AVX-512 BF16 or AMX and in f32 elsewhere (OpenVINO's CPU plugin drops the bf16 hint where the
+CPU has no bf16; `OPTIMIZATION_CAPABILITIES` lists BF16 where it has).
+
 Devices: the CPU only. OpenVINO's other plugins drive Intel GPUs/NPUs, which torch names no device for here; a
 torch `cuda` device is refused in one line (runtime/loader.py refuses it first; the runner checks again when built
 directly), naming the devices OpenVINO reports. One infer request, serialised by the runner's lock
@@ -64,7 +68,10 @@ class OpenVINORunner(Runner):
         self._request = self._compiled.create_infer_request()
         self._config = {str(k): str(v) for k, v in config.items()}  # the ov.Model itself is not kept (its weights)
         self._names = [str(i["name"]) for i in self.manifest.inputs]
-        self.provider = f"openvino-{DEVICE}-{config['INFERENCE_PRECISION_HINT']}"
+        # What the plugin really computes in: a bf16 hint on a CPU without native bf16 (no AVX-512 BF16/AMX) compiles
+        # to f32. Read back, never assumed: the provider names it, and `inference_precision` keeps it.
+        self.inference_precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+        self.provider = f"openvino-{DEVICE}-{self.inference_precision}"
 
     def _check_io(self, model: Any) -> None:
         """The IR's I/O names and element types are the manifest's (a swapped .xml is caught by sha256 already;
@@ -92,15 +99,35 @@ class OpenVINORunner(Runner):
 
     def op_times(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> list[dict[str, Any]]:
         """One run with OpenVINO's performance counters on (a second compilation of the same IR and config, plus
-        PERF_COUNT): per executed node its type, the kernel that ran it and seconds. For benchmarks/op_profile.py."""
+        PERF_COUNT): per executed node its type, the kernel that ran it, seconds, and `fused`: the op types of the
+        IR's layers it runs (a "Subgraph" node fuses several, e.g. attention's MatMul, Softmax and MatMul; read from
+        the compiled model's `originalLayersNames`). For benchmarks/op_profile.py."""
         if getattr(self, "_profiled", None) is None:
             model = self._core.read_model(str(self.path))
             self._profiled = self._core.compile_model(model, DEVICE, {**self._config, "PERF_COUNT": "YES"})
+            self._fused = _fused_types(model, self._profiled)
         request = self._profiled.create_infer_request()
         pv, pos = self.prepare(pixel_values, patch_positions)
         request.infer({name: self._tensor(t) for name, t in zip(self._names, (pv, pos), strict=True)})
         return [
-            {"name": i.node_name, "type": i.node_type, "exec_type": i.exec_type, "seconds": i.real_time.total_seconds()}
+            {
+                "name": i.node_name,
+                "type": i.node_type,
+                "exec_type": i.exec_type,
+                "seconds": i.real_time.total_seconds(),
+                "fused": self._fused.get(i.node_name, []),
+            }
             for i in request.profiling_info
             if str(i.status).endswith("EXECUTED")
         ]
+
+
+def _fused_types(model: Any, compiled: Any) -> dict[str, list[str]]:
+    """Executed node name -> the op types of the IR layers it runs (its rt_info `originalLayersNames`)."""
+    types = {op.get_friendly_name(): op.get_type_name() for op in model.get_ops()}
+    fused: dict[str, list[str]] = {}
+    for node in compiled.get_runtime_model().get_ops():
+        info = node.get_rt_info()
+        names = str(info["originalLayersNames"].astype(str)) if "originalLayersNames" in info else ""
+        fused[node.get_friendly_name()] = [types[n] for n in names.split(",") if n in types]
+    return fused
