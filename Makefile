@@ -19,11 +19,13 @@ DEVICE ?=
 
 ARTIFACTS ?=
 CASES ?=
-EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT)
+EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile $(PROFILE) --out $(OUT) \
+	$(if $(DEVICE),--device $(DEVICE))
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
 	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-torchscript export-openvino parity bench \
-	bench-quick runtime-cpp gpu-check serve serve-repository serve-load
+	bench-quick runtime-cpp gpu-check gpu-check-plan gpu-check-rehearsal gpu-check-deps rehearsal-venv serve \
+	serve-repository serve-load
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-serving.txt Makefile  # Makefile: the --no-deps pins below
@@ -115,13 +117,41 @@ runtime-cpp: $(STAMP)
 		-DNLOHMANN_JSON_INCLUDE_DIR="$$($(PY) -c 'import nlohmann_json; print(nlohmann_json.get_include())')"
 	cmake --build runtime/cpp/build -j 2
 
-# Everything a CUDA GPU can show (tools/gpu_check.py): the machine's own Python, no venv, every report in RESULTS.
-# Without a CUDA GPU: one line, nothing built, exit 0.
+# Everything a CUDA GPU can show (tools/gpu_check/), planned to fit the time a GPU machine is lent: the machine's own
+# Python, no venv, every report in RESULTS (summary.md/json rewritten after every step). GPU_CHECK=core (default, at
+# most GPU_CHECK_BUDGET_S=420 s) or full (the rest, for a second call: what the first made is reused). Without a CUDA
+# GPU: one line, nothing built, exit 0.
 PYTHON ?= python3
 RESULTS ?=
+GPU_CHECK ?= core
+GPU_CHECK_BUDGET_S ?= 420
 gpu-check:
-	@PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) tools/gpu_check.py $(if $(RESULTS),--results $(RESULTS)) \
-		$(if $(MODEL),--model $(MODEL))
+	@PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) -m tools.gpu_check run --tier $(GPU_CHECK) \
+		--budget-s $(GPU_CHECK_BUDGET_S) $(if $(RESULTS),--results $(RESULTS)) $(if $(MODEL),--model $(MODEL))
+gpu-check-plan:
+	@PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) -m tools.gpu_check plan
+# Headers the C++ runner builds with, copied where a GPU machine without them can be given them (`carry` .gpu-deps).
+gpu-check-deps: $(STAMP)
+	mkdir -p .gpu-deps/include
+	cp -r "$$($(PY) -c 'import nlohmann_json; print(nlohmann_json.get_include())')/nlohmann" .gpu-deps/include/
+	cp -r /usr/include/openssl .gpu-deps/include/
+	cp /usr/include/x86_64-linux-gnu/openssl/*.h .gpu-deps/include/openssl/
+
+# The same plan on the CPU (tiny checkpoint for every step), in a virtualenv with exactly the Python packages the lent
+# GPU machine has for this bundle (requirements-gpu-machine.txt), so a missing package, a wrong step argument or a
+# transformers difference fails here, not on the GPU. `make test` runs it.
+REHEARSAL_VENV := .venv-gpu-machine
+REHEARSAL_PY := $(REHEARSAL_VENV)/bin/python
+REHEARSAL_STAMP := $(REHEARSAL_VENV)/.installed
+rehearsal-venv: $(REHEARSAL_STAMP)
+$(REHEARSAL_STAMP): requirements-gpu-machine.txt
+	rm -rf $(REHEARSAL_VENV)
+	$(PYTHON_BOOT) -m venv $(REHEARSAL_VENV)
+	$(REHEARSAL_PY) -m pip install --quiet --disable-pip-version-check -r requirements-gpu-machine.txt
+	touch $(REHEARSAL_STAMP)
+gpu-check-rehearsal: $(REHEARSAL_STAMP)
+	PYTHONPATH=. $(REHEARSAL_PY) -m tools.gpu_check run --rehearsal --tier $(GPU_CHECK) --budget-s 100000 \
+		$(if $(RESULTS),--results $(RESULTS))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -134,10 +164,10 @@ typings/VERSION: $(STAMP) tools/trt_typings.py
 typecheck: $(STAMP) typings/VERSION
 	$(PY) -m mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(REHEARSAL_STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck pytest gpu-check-rehearsal
 
 clean:
 	rm -rf artifacts results runtime/cpp/build typings .mypy_cache .ruff_cache .pytest_cache .hypothesis

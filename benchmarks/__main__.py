@@ -18,14 +18,17 @@ import platform
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from contract.backends import BACKENDS
+from contract.compat import cpu_capability, native_bf16_cpu
 from contract.manifest import KINDS, Manifest, read_manifest
 from contract.profiles import ShapeProfile
-from models import load_config, weights_sha256
+from models import OneVisionEncoderConfig, load_config, weights_sha256
 from models.synthetic import ensure_default
 from models.tf32 import exact_float32
 
@@ -60,8 +63,19 @@ def torch_device_name(device: str) -> str | None:
     return str(torch.cuda.get_device_name(torch.device(device)))
 
 
+def runs_on(manifest: Manifest, device: str) -> bool:
+    """Whether an artifact runs on `device` (its kind's description: a kind that moves runs on any of its devices,
+    a CPU-built pt2 or ONNX on CUDA included; the others only where they were built)."""
+    described = BACKENDS.get(manifest.kind)
+    asked = device.split(":")[0]
+    if described is None:
+        return False
+    allowed = described.devices if described.devices is not None else (manifest.device.split(":")[0],)
+    return asked in allowed
+
+
 def find_artifacts(directory: Path, names: list[str] | None, device: str, weights: str) -> list[tuple[Path, Manifest]]:
-    """Artifacts in `directory` for `device`, built from the weights whose sha256 is `weights` (an artifact of
+    """Artifacts in `directory` that run on `device`, built from the weights whose sha256 is `weights` (an artifact of
     another checkpoint is passed over with a note: its ratio to this model's eager would mean nothing)."""
     found = []
     for mpath in sorted(directory.glob("*.json")) if directory.is_dir() else []:
@@ -70,11 +84,9 @@ def find_artifacts(directory: Path, names: list[str] | None, device: str, weight
             manifest = read_manifest(artifact, verify=False)
         except ValueError:
             continue
-        if manifest.kind not in KINDS:
+        if manifest.kind not in KINDS or not runs_on(manifest, device):
             continue
         if names and artifact.name not in names and manifest.kind not in names:
-            continue
-        if (manifest.device == "cuda") != device.startswith("cuda"):
             continue
         if manifest.source.get("weights_sha256") != weights:
             print(f"note: skipping {artifact.name}: built from other weights than --model", file=sys.stderr)
@@ -110,37 +122,54 @@ def run_worker(target: str, model_dir: Path, precision: str, device: str, worklo
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="checkpoint (default: synthetic full, or tiny with --quick)")
-    parser.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
-    parser.add_argument("--artifacts", help="comma-separated artifact file names or kinds (default: all found)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--workloads", help=f"comma-separated, from {sorted(WORKLOADS)}")
-    parser.add_argument("--precisions", help="eager precisions to time (default: those of the artifacts, + fp32)")
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--tf32", action="store_true", help="time fp32 with TF32 allowed (default: exact fp32)")
-    parser.add_argument("--quick", action="store_true", help="tiny preset, tiny workload, few iterations (CI)")
-    parser.add_argument("--out", type=Path, default=Path("results/bench"))
-    parser.add_argument("--name", help="results sub-folder (default: cpu|cuda[-quick])")
-    args = parser.parse_args(argv)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, help="checkpoint (default: synthetic full, or tiny with --quick)")
+    p.add_argument("--artifacts-dir", type=Path, default=Path("artifacts"))
+    p.add_argument("--artifacts", help="comma-separated artifact file names or kinds (default: all found)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--workloads", help=f"comma-separated, from {sorted(WORKLOADS)}")
+    p.add_argument("--precisions", help="eager precisions to time (default: those of the artifacts, + fp32)")
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--tf32", action="store_true", help="time fp32 with TF32 allowed (default: exact fp32)")
+    p.add_argument("--quick", action="store_true", help="tiny preset, tiny workload, few iterations (CI)")
+    p.add_argument("--out", type=Path, default=Path("results/bench"))
+    p.add_argument("--name", help="results sub-folder (default: cpu|cuda[-quick])")
+    return p
 
+
+@dataclass
+class Plan:
+    """What one run times: the artifacts, workloads, precisions, and the matmul floors measured for them."""
+
+    model_dir: Path
+    config: OneVisionEncoderConfig
+    artifacts: list[tuple[Path, Manifest]]
+    workloads: list[str]
+    precisions: list[str]
+    floors: dict[str, float]
+    floor_detail: dict[str, dict[str, float]]
+    gpu_name: str | None
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def targets(self) -> list[tuple[str, str, str]]:
+        """(label, target, precision): eager first at each precision, then its artifacts."""
+        out: list[tuple[str, str, str]] = []
+        for p in self.precisions:
+            out.append(("eager", "eager", p))
+            out += [(a.name, str(a), m.precision) for a, m in self.artifacts if m.precision == p]
+        return out
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
     device = args.device
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            print("error: --device cuda but no CUDA GPU is visible to torch", file=sys.stderr)
-            return 2
     if args.quick:
         args.iters, args.warmup = min(args.iters, 3), min(args.warmup, 1)
     model_dir = args.model or ensure_default("tiny" if args.quick else "full")
-    config = load_config(model_dir)
     names = args.artifacts.split(",") if args.artifacts else None
-    artifacts_dir = args.artifacts_dir
-    tmp = None
     weights = weights_sha256(model_dir)
+    artifacts_dir, tmp = args.artifacts_dir, None
     if args.quick and not find_artifacts(artifacts_dir, names, device, weights):
         tmp = tempfile.TemporaryDirectory(prefix="bench-quick-")
         artifacts_dir = quick_artifacts(model_dir, Path(tmp.name))
@@ -150,23 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     precisions = (
         args.precisions.split(",") if args.precisions else sorted({"fp32", *(m.precision for _, m in artifacts)})
     )
-
     floor_n = 1024 if args.quick else 4096
     with contextlib.nullcontext() if args.tf32 else exact_float32():  # the floor under the same numerics
-        floor_detail = {
+        detail = {
             p: matmul_gflops(DTYPES[p], n=floor_n, device=device) for p in precisions if p != "fp16" or device != "cpu"
         }
-    floors = {p: max(by_library.values()) for p, by_library in floor_detail.items()}
-    targets: list[tuple[str, str, str]] = []  # (label, target, precision)
-    for p in precisions:
-        targets.append(("eager", "eager", p))
-        targets += [(a.name, str(a), m.precision) for a, m in artifacts if m.precision == p]
+    floors = {p: max(by_library.values()) for p, by_library in detail.items()}
+    return Plan(model_dir, load_config(model_dir), artifacts, workloads, precisions, floors, detail,
+                torch_device_name(device), tmp)  # fmt: skip
 
-    gpu_name = torch_device_name(device)
-    peaks = {p: peak_tflops(gpu_name, p, args.tf32) for p in precisions} if gpu_name else {}
-    manifests = {str(a): m for a, m in artifacts}
+
+def time_targets(plan: Plan, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each (workload, target) in its own worker process; rows with throughput, floor fraction and MFU."""
+    manifests = {str(a): m for a, m in plan.artifacts}
     rows: list[dict[str, Any]] = []
-    jobs = [(w, t) for w in workloads for t in targets]
+    jobs = [(w, t) for w in plan.workloads for t in plan.targets()]
     for workload_name, (label, target, precision) in tqdm(jobs, desc="benchmark", unit="run"):
         workload = WORKLOADS[workload_name]
         if target != "eager":
@@ -175,16 +202,30 @@ def main(argv: list[str] | None = None) -> int:
             if why:
                 tqdm.write(f"skip {label} on {workload_name}: {why[0]}")
                 continue
-        row = run_worker(target, model_dir, precision, device, workload_name, args)
+        row = run_worker(target, plan.model_dir, precision, args.device, workload_name, args)
         row.update(label=label, workload=workload_name, precision=precision)
         if "error" not in row:
-            tokens = workload.tokens(config.patch_size)
-            flops = encoder_flops(config, tokens, workload.batch)
-            summarise(row, flops, workload.images, workload.batch * tokens, floors.get(precision))
-            peak = peaks.get(precision, (None, ""))[0]
-            if peak:
-                row["mfu"] = row["tflops"] / peak
+            tokens = workload.tokens(plan.config.patch_size)
+            flops = encoder_flops(plan.config, tokens, workload.batch)
+            summarise(row, flops, workload.images, workload.batch * tokens, plan.floors.get(precision))
+            add_mfu(row, plan.gpu_name, precision)
         rows.append(row)
+    add_ratios(rows)
+    return rows
+
+
+def add_mfu(row: dict[str, Any], gpu_name: str | None, precision: str) -> None:
+    """MFU against the peak of what this target computes: the TF32 peak only when its fp32 math used TF32 (torch
+    kinds with --tf32; never onnxruntime, which runs use_tf32=0, nor an engine built without TF32)."""
+    if gpu_name is None:
+        return
+    peak, note = peak_tflops(gpu_name, precision, bool(row.get("tf32_in_use")))
+    row["mfu_peak"] = note
+    if peak:
+        row["mfu"] = row["tflops"] / peak
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         eager = next(
             (r for r in rows if r["label"] == "eager" and r["workload"] == row["workload"]
@@ -194,52 +235,61 @@ def main(argv: list[str] | None = None) -> int:
         if eager and "error" not in row:
             row["vs_eager"] = eager["p50_s"] / row["p50_s"]
 
-    builds = [{"artifact": a.name, "kind": m.kind, "precision": m.precision, **m.build} for a, m in artifacts]
-    machine = machine_description(device)
+
+def notes(plan: Plan, args: argparse.Namespace, rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """(tf32 note, the report's note under the table)."""
     tf32_note = (
-        "TF32 allowed for fp32 (--tf32)"
+        "TF32 allowed for fp32 (--tf32) where the target follows torch's flags"
         if args.tf32
         else "fp32 timed without TF32 (models.tf32.exact_float32: IEEE fp32 matmuls and convolutions)"
     )
     timing_note = "Every target timed the same way: input validation before the timed region, the compute alone inside."
-    peak_note = (
-        "MFU = achieved TFLOP/s / dense peak of this GPU and precision: "
-        + "; ".join(f"{p}: {note}" for p, (_, note) in peaks.items())
-        + f". {tf32_note}. Device MiB: driver-counted (all allocators) above the pre-load baseline."
-        if device.startswith("cuda")
-        else "'of floor' = (FLOPs / measured matmul throughput) / p50 latency: 100 % would be matmul-bound. "
-        + tf32_note
-        + "."
-    )
-    peak_note += " " + timing_note
+    if args.device.startswith("cuda"):
+        peaks = sorted({r["mfu_peak"] for r in rows if r.get("mfu_peak")})
+        note = f"MFU = achieved TFLOP/s / dense peak of this GPU for what each target computes: {'; '.join(peaks)}."
+        note += f" {tf32_note}. Device MiB: driver-counted (all allocators) above the pre-load baseline."
+    else:
+        note = "'of floor' = (FLOPs / measured matmul throughput) / p50 latency: 100 % would be matmul-bound. "
+        note += tf32_note + "."
+    detail = "; ".join(f"{p}: " + ", ".join(f"{k} {v:.0f}" for k, v in d.items()) for p, d in plan.floor_detail.items())
+    return tf32_note, f"{note} {timing_note} Matmul GFLOP/s by library: {detail}."
+
+
+def write_report(plan: Plan, args: argparse.Namespace, rows: list[dict[str, Any]]) -> Path:
+    device = args.device
+    builds = [{"artifact": a.name, "kind": m.kind, "precision": m.precision, **m.build} for a, m in plan.artifacts]
+    machine = machine_description(device)
+    tf32_note, note = notes(plan, args, rows)
     out = args.out / (args.name or f"{'cuda' if device.startswith('cuda') else 'cpu'}{'-quick' if args.quick else ''}")
     out.mkdir(parents=True, exist_ok=True)
     report = {
-        "machine": machine,
-        "model": str(model_dir),
-        "device": device,
-        "gpu": gpu_name,
-        "tf32": args.tf32,
-        "tf32_note": tf32_note,
-        "mfu_peaks_tflops": {p: {"peak": peak, "note": note} for p, (peak, note) in peaks.items()},
-        "timing": timing_note,
-        "floors_gflops": floors,
-        "floors_by_library_gflops": floor_detail,
-        "rows": rows,
-        "exports": builds,
-        "iters": args.iters,
-        "warmup": args.warmup,
-    }
+        "machine": machine, "model": str(plan.model_dir), "device": device, "gpu": plan.gpu_name, "tf32": args.tf32,
+        "tf32_note": tf32_note, "floors_gflops": plan.floors, "floors_by_library_gflops": plan.floor_detail,
+        "rows": rows, "exports": builds, "iters": args.iters, "warmup": args.warmup,
+        "cpu_capability": cpu_capability(), "native_bf16_cpu": native_bf16_cpu(),
+    }  # fmt: skip
     (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    detail = "; ".join(f"{p}: " + ", ".join(f"{k} {v:.0f}" for k, v in d.items()) for p, d in floor_detail.items())
-    note = f"{peak_note} Matmul GFLOP/s by library: {detail}."
-    table = markdown(rows, machine, floors, note) + export_table(builds)
+    table = markdown(rows, machine, plan.floors, note) + export_table(builds)
     (out / "bench.md").write_text(table)
-    plot(rows, out / "bench.png", f"{machine} — {model_dir}")
+    plot(rows, out / "bench.png", f"{machine} — {plan.model_dir}")
     print(table)
     print(f"wrote {out}/bench.json, bench.md, bench.png")
-    if tmp is not None:
-        tmp.cleanup()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print("error: --device cuda but no CUDA GPU is visible to torch", file=sys.stderr)
+            return 2
+    plan = make_plan(args)
+    rows = time_targets(plan, args)
+    write_report(plan, args, rows)
+    if plan.tmp is not None:
+        plan.tmp.cleanup()
     return 1 if any("error" in r for r in rows) else 0
 
 

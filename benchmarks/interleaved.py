@@ -11,10 +11,12 @@ in its own process, peak memory per target); this is the tool for a close race.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,48 +28,77 @@ from models.tf32 import exact_float32
 from .workloads import WORKLOADS
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.interleaved", description=__doc__.split("\n\n")[0])
-    parser.add_argument("artifacts", nargs="+", type=Path)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--precision", default="bf16", choices=sorted(DTYPES))
-    parser.add_argument("--workload", default="image-448-b1", choices=sorted(WORKLOADS))
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="write the result as JSON here too")
-    args = parser.parse_args(argv)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.interleaved", description=__doc__.split("\n\n")[0])
+    p.add_argument("artifacts", nargs="+", type=Path)
+    p.add_argument("--model", required=True)
+    p.add_argument("--precision", default="bf16", choices=sorted(DTYPES))
+    p.add_argument("--workload", default="image-448-b1", choices=sorted(WORKLOADS))
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]: eager, every artifact and the inputs live there")
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--out", type=Path, help="write the result as JSON here too")
+    return p
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work: a CUDA call returns before its kernels finish, the clock must not."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def targets(args: argparse.Namespace, device: torch.device) -> dict[str, Callable[[], Any]]:
+    """name -> a call of it on prepared inputs: eager first, then each artifact, all on `device`."""
     import runtime
     from models import load_model
 
     dtype = DTYPES[args.precision]
-    model = load_model(args.model, dtype, "sdpa")
-    pv, pos = WORKLOADS[args.workload].inputs(0, dtype, "cpu", model.config.patch_size)
-    calls: dict[str, Any] = {"eager": lambda: model(pv, patch_positions=pos)}
+    model = load_model(args.model, dtype, "sdpa", device=device)
+    pv, pos = WORKLOADS[args.workload].inputs(0, dtype, str(device), model.config.patch_size)
+    calls: dict[str, Callable[[], Any]] = {"eager": lambda: model(pv, patch_positions=pos)}
     for path in args.artifacts:
-        runner = runtime.load(path)
+        runner = runtime.load(path, device=device)
         prepared = runner.prepare(pv, pos)
-        calls[path.name] = lambda r=runner, p=prepared: r.run_prepared(*p)
+        calls[path.name] = functools.partial(runner.run_prepared, *prepared)
+    return calls
+
+
+def rotate(
+    calls: dict[str, Callable[[], Any]], device: torch.device, rounds: int, warmup: int
+) -> dict[str, list[float]]:
+    """Every target once per round, in order; seconds per call after the warm-up rounds (device work included)."""
     times: dict[str, list[float]] = {name: [] for name in calls}
     with torch.inference_mode(), exact_float32():
-        for i in range(args.warmup + args.rounds):
+        for i in range(warmup + rounds):
             for name, call in calls.items():
+                synchronize(device)
                 start = time.perf_counter()
                 call()
-                if i >= args.warmup:
+                synchronize(device)
+                if i >= warmup:
                     times[name].append(time.perf_counter() - start)
-            print(f"interleaved: round {i + 1}/{args.warmup + args.rounds}", file=sys.stderr, flush=True)
+            print(f"interleaved: round {i + 1}/{warmup + rounds}", file=sys.stderr, flush=True)
+    return times
+
+
+def summarise(times: dict[str, list[float]]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name, ts in times.items():
         ratios = [e / t for e, t in zip(times["eager"], ts, strict=True)]
         rows.append(
-            {
-                "target": name,
-                "median_s": statistics.median(ts),
-                "min_s": min(ts),
-                "x_eager": statistics.median(ratios),
-                "times_s": ts,
-            }
-        )
+            {"target": name, "median_s": statistics.median(ts), "min_s": min(ts), "x_eager": statistics.median(ratios),
+             "times_s": ts}
+        )  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but no CUDA GPU is visible to torch", file=sys.stderr)
+        return 2
+    rows = summarise(rotate(targets(args, device), device, args.rounds, args.warmup))
     print("| target | median ms | min ms | x eager (median of per-round ratios) |\n|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['target']} | {1e3 * r['median_s']:.0f} | {1e3 * r['min_s']:.0f} | {r['x_eager']:.2f} |")

@@ -29,7 +29,7 @@ import torch
 
 from contract.dtypes import DTYPES
 from models import load_config
-from models.tf32 import exact_float32, tf32_state
+from models.tf32 import exact_float32, tf32_enabled, tf32_state
 
 from .workloads import WORKLOADS
 
@@ -69,18 +69,23 @@ def device_memory(baseline_used: int, used_samples: list[int], torch_peak_reserv
     }
 
 
-def _load(target: str, model_dir: str, precision: str, device: str) -> tuple[Callable[..., Inputs], Callable[..., Any]]:
-    """(prepare, compute): `prepare(pv, pos)` runs outside the timed region, `compute(*prepared)` inside it."""
+Loaded = tuple[Callable[..., Inputs], Callable[..., Any], Callable[[], bool]]
+
+
+def _load(target: str, model_dir: str, precision: str, device: str) -> Loaded:
+    """(prepare, compute, computes_tf32): `prepare(pv, pos)` runs outside the timed region, `compute(*prepared)`
+    inside it; `computes_tf32()` says whether the target's fp32 math uses TF32 under the settings of the moment."""
     if target == "eager":
         from models.eager import EagerRunner
 
         # TF32 is decided by `measure` around the timed calls (--tf32), so the runner leaves it alone.
         eager = EagerRunner.load(model_dir, precision, "sdpa", device, exact_fp32=False)
-        return (lambda pv, pos: (pv, pos)), eager
+        follows = device.startswith("cuda") and precision == "fp32"
+        return (lambda pv, pos: (pv, pos)), eager, (lambda: follows and tf32_enabled())
     import runtime
 
     runner = runtime.load(target, device=device)
-    return runner.prepare, runner.run_prepared
+    return runner.prepare, runner.run_prepared, runner.computes_tf32
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,7 +99,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     baseline = current_rss_mib()
     device_baseline = device_used_bytes(device) if cuda else 0
     start = time.perf_counter()
-    prepare, compute = _load(args.target, args.model, args.precision, device)
+    prepare, compute, computes_tf32 = _load(args.target, args.model, args.precision, device)
     load_s = time.perf_counter() - start
     patch = load_config(args.model).patch_size  # the checkpoint's own geometry
     inputs = [prepare(*workload.inputs(seed, DTYPES[args.precision], device, patch)) for seed in range(args.rotate)]
@@ -121,6 +126,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     numerics = contextlib.nullcontext() if args.tf32 else exact_float32()
     with torch.inference_mode(), numerics:
         tf32 = tf32_state()
+        tf32_in_use = computes_tf32()
         for i in range(args.warmup):
             call(i)
         latencies = [call(i) for i in range(args.iters)]
@@ -138,6 +144,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "device_torch_mib": memory.get("device_torch_mib"),
         "device_outside_torch_mib": memory.get("device_outside_torch_mib"),
         "tf32": tf32,
+        "tf32_in_use": tf32_in_use,  # this target's fp32 math uses TF32 (the MFU divides by the TF32 peak then)
         "threads": torch.get_num_threads(),
     }
 

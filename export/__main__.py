@@ -66,6 +66,12 @@ def parser() -> argparse.ArgumentParser:
         help="builder-specific option (VALUE parsed as JSON when it is JSON), e.g. opt_level=5 for trt, "
         "targets=8.9,12.0 for trt-rtx",
     )
+    p.add_argument(
+        "--kinds",
+        metavar="LIST",
+        help="with `all`: only these kinds (comma-separated); each must build (one this machine cannot build is an "
+        "error, where plain `all` skips it saying why)",
+    )
     p.add_argument("--quiet", action="store_true", help="no stage lines, only the final table")
     p.add_argument("--traceback", action="store_true", help="show the full traceback of unexpected errors")
     return p
@@ -94,6 +100,20 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if args.opset is not None:
         options["opset"] = args.opset
     return options
+
+
+def _kinds(args: argparse.Namespace) -> list[str]:
+    if args.kind != "all":
+        if args.kinds:
+            raise ExportError(f"--kinds goes with `all`, not with {args.kind}")
+        return [args.kind]
+    if not args.kinds:
+        return list(BUILDERS)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in BUILDERS]
+    if unknown:
+        raise ExportError(f"--kinds: unknown kind(s) {', '.join(unknown)} (known: {', '.join(BUILDERS)})")
+    return [k for k in BUILDERS if k in kinds]
 
 
 def _model_dir(args: argparse.Namespace) -> Path:
@@ -147,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         profiles = _profiles(args)
         options = _options(args)
+        kinds = _kinds(args)
     except (ProfileError, ExportError) as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -158,7 +179,6 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, CheckpointError) as exc:
         _error(str(exc))
         return EXIT_FAILED
-    kinds = list(BUILDERS) if args.kind == "all" else [args.kind]
     if args.kind == "all" and len(profiles) > 1:
         print(
             f"note: pt2, aoti and onnx take the first profile ({profiles[0].name}); trt/trt-rtx take all",
@@ -192,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
                 onnx_artifact = path if kind == "onnx" else onnx_artifact
                 continue
             if reason or builder is None:
-                if args.kind == "all":
+                if args.kind == "all" and not args.kinds:  # "what this machine can"; named kinds must build
                     print(f"skip {kind}: {reason}", file=sys.stderr, flush=True)
                     continue
                 raise ExportError(f"{kind}: {reason}")

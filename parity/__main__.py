@@ -12,31 +12,36 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from contract.backends import BACKENDS
+from contract.compat import cpu_capability, native_bf16_cpu
 from contract.manifest import KINDS, PRECISIONS
 from contract.profiles import DEFAULT_PROFILE, PROFILES, ProfileError, resolve_profile
-from models import CheckpointError, load_config, weights_sha256
+from models import CheckpointError, OneVisionEncoderConfig, load_config, weights_sha256
 
 from .artifacts import EAGER_KINDS, ArtifactUnderTest, discover, eager_artifact, from_file, select
-from .cases import CASES, CPU_FULL_SIZE_CASES, parse_cases
+from .cases import CASES, CPU_FULL_SIZE_CASES, CaseInput, parse_cases
 from .references import (
     CPU_FULL_SIZE_REFERENCES,
     DEFAULT_REFERENCES,
     REFERENCES,
+    calibration_name,
     has_remote_code,
     parse_references,
 )
 from .report import summary_table, write_reports
 from .suite import SMALL_MODEL_PARAMS, SuiteConfig, count_params, replay_inputs, run_suite
-from .tolerances import ToleranceError, load_tolerances
+from .tolerances import ToleranceError, Tolerances, load_tolerances
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 AUTO_EXPORT_CPU = ("pt2",)  # ~2 min at full size on 2 cores; ONNX adds ~2.5 min, AOTInductor compiles far longer
+CACHE = "reference-cache"  # under --results-dir unless --reference-cache names another folder
 AUTO_EXPORT_CUDA = ("pt2", "aoti", "onnx", "trt")
 
 
@@ -100,6 +105,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerances", type=Path, help="tolerance file (default parity/tolerances.json)")
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
     p.add_argument("--max-tokens", type=int, default=0, help="skip cases with more than this many B*L tokens (0: none)")
+    p.add_argument(
+        "--run-on",
+        action="append",
+        default=[],
+        metavar="KIND=DEVICE",
+        help="run the artifacts of a kind that moves between devices on DEVICE instead of --device (e.g. onnx=cpu "
+        "where onnxruntime has no CUDA provider); repeatable",
+    )
+    p.add_argument(
+        "--reference-cache",
+        type=Path,
+        help="references kept on disk between runs, keyed by weights, code, input, layers, torch and device "
+        "(default <results-dir>/reference-cache)",
+    )
+    p.add_argument("--no-reference-cache", action="store_true", help="compute every reference, keep none")
+    p.add_argument(
+        "--reference-memory-gib",
+        type=float,
+        help="memory one reference computation may take: larger cases run a few samples at a time, a case that "
+        "does not fit is an error on its own rows (default: 80%% of the GPU, half the host's available memory)",
+    )
+    p.add_argument(
+        "--all-references-everywhere",
+        action="store_true",
+        help="on a CPU without native bf16 (no AVX-512 BF16/AMX), compute the bf16 references on every case too "
+        "(default: on the first case, see the report's note; eager bf16 is ~25x slower there)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -135,108 +167,160 @@ def _export(
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    log = print
-    from transformers.utils import logging as hf_logging
+@dataclass
+class Settings:
+    """The command line, checked: everything main() needs before any artifact is touched."""
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars for every reference model drown the suite's own
-    try:
-        device = _device(args.device)
-        tolerances = load_tolerances(args.tolerances)
-        replay = None
-        replay_report: dict[str, object] = {}
-        if args.replay:
-            replay, replay_report = replay_inputs(args.replay)
-        model_dir = args.model or (Path(str(replay_report["model_dir"])) if replay_report.get("model_dir") else None)
-        if model_dir is None:
-            from models.synthetic import ensure_default
+    device: torch.device
+    tolerances: Tolerances
+    model_dir: Path
+    config: OneVisionEncoderConfig
+    sha: str
+    cases: list[str]
+    references: list[str]
+    precisions: list[str]
+    run_on: dict[str, str]
+    replay: list[CaseInput] | None
+    replay_report: dict[str, Any]
+    big_on_cpu: bool
 
-            model_dir = ensure_default("full")
-        config = load_config(model_dir)
-        sha = weights_sha256(model_dir)
-        big_on_cpu = device.type == "cpu" and count_params(model_dir) >= SMALL_MODEL_PARAMS
-        cases = parse_cases(args.cases, CPU_FULL_SIZE_CASES if big_on_cpu else None)
-        references = parse_references(args.references, CPU_FULL_SIZE_REFERENCES if big_on_cpu else DEFAULT_REFERENCES)
-        if args.remote_reference:
-            if not has_remote_code(model_dir):
-                raise ValueError(
-                    f"--remote-reference: {model_dir} has no modeling_onevision_encoder.py beside config.json"
-                )
-            references += [n for n in ("remote-fp32", "remote-bf16") if n not in references]
-        precisions = [s.strip() for s in args.precision.split(",") if s.strip()]
-        bad = [p for p in precisions if p not in PRECISIONS]
-        if bad:
-            raise ValueError(f"--precision: unknown {', '.join(bad)} (use {', '.join(PRECISIONS)})")
-        if args.profile not in PROFILES and not Path(args.profile).is_file():
-            resolve_profile(args.profile)  # raises ProfileError with the known names
-    except (ValueError, CheckpointError, ToleranceError, ProfileError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
 
-    if big_on_cpu and not args.cases:
-        log(
-            f"parity: full-size model on the CPU: default cases trimmed to {', '.join(CPU_FULL_SIZE_CASES)} and "
-            f"references to golden-fp64, {', '.join(references)} (--cases all / --references all for everything)"
-        )
+def _run_on(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        kind, sep, device = item.partition("=")
+        if not sep or kind not in KINDS or device not in ("cpu", "cuda"):
+            raise ValueError(f"--run-on expects KIND=cpu|cuda with KIND one of {', '.join(KINDS)}, got {item!r}")
+        if not BACKENDS[kind].movable:
+            raise ValueError(f"--run-on {item}: {kind} artifacts run where they were built, they do not move")
+        out[kind] = device
+    return out
 
-    notes: list[str] = []
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Everything the command line decides, checked (ValueError & co: a usage error)."""
+    device = _device(args.device)
+    tolerances = load_tolerances(args.tolerances)
+    replay, replay_report = replay_inputs(args.replay) if args.replay else (None, {})
+    model_dir = args.model or (Path(str(replay_report["model_dir"])) if replay_report.get("model_dir") else None)
+    if model_dir is None:
+        from models.synthetic import ensure_default
+
+        model_dir = ensure_default("full")
+    config = load_config(model_dir)
+    big_on_cpu = device.type == "cpu" and count_params(model_dir) >= SMALL_MODEL_PARAMS
+    cases = parse_cases(args.cases, CPU_FULL_SIZE_CASES if big_on_cpu else None)
+    references = parse_references(args.references, CPU_FULL_SIZE_REFERENCES if big_on_cpu else DEFAULT_REFERENCES)
+    if args.remote_reference:
+        if not has_remote_code(model_dir):
+            raise ValueError(f"--remote-reference: {model_dir} has no modeling_onevision_encoder.py beside config.json")
+        references += [n for n in ("remote-fp32", "remote-bf16") if n not in references]
+    precisions = [s.strip() for s in args.precision.split(",") if s.strip()]
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad:
+        raise ValueError(f"--precision: unknown {', '.join(bad)} (use {', '.join(PRECISIONS)})")
+    if args.profile not in PROFILES and not Path(args.profile).is_file():
+        resolve_profile(args.profile)  # raises ProfileError with the known names
+    return Settings(device, tolerances, Path(model_dir), config, weights_sha256(model_dir), cases, references,
+                    precisions, _run_on(args.run_on), replay, replay_report, big_on_cpu)  # fmt: skip
+
+
+def _select_artifacts(args: argparse.Namespace, st: Settings, notes: list[str]) -> list[ArtifactUnderTest] | str:
+    """The artifacts under test (exported first with --export, or when the folder is empty), or a usage error."""
     adir: Path = args.artifacts_dir
     if args.export:
         kinds = list(KINDS) if args.export == "all" else [k.strip() for k in args.export.split(",") if k.strip()]
         unknown = [k for k in kinds if k not in KINDS]
         if unknown:
-            print(
-                f"error: --export: unknown kind(s) {', '.join(unknown)} (use {', '.join(KINDS)} or all)",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        notes += _export(kinds, precisions, args.profile, model_dir, adir, device.type)
-    found = discover(adir)
-    paths, eager, unmatched = select(found, args.artifacts, adir)
-    if replay is not None and not args.artifacts:
-        recorded = [a for a in replay_report.get("artifacts", []) if isinstance(a, dict)]  # type: ignore[attr-defined]
+            return f"--export: unknown kind(s) {', '.join(unknown)} (use {', '.join(KINDS)} or all)"
+        notes += _export(kinds, st.precisions, args.profile, st.model_dir, adir, st.device.type)
+    paths, eager, unmatched = select(discover(adir), args.artifacts, adir)
+    if st.replay is not None and not args.artifacts:
+        recorded = [a for a in st.replay_report.get("artifacts", []) if isinstance(a, dict)]
         paths = [Path(str(a["path"])) for a in recorded if a.get("path") and Path(str(a["path"])).is_file()]
         eager = [str(a["name"]) for a in recorded if a.get("kind") == "eager" and a.get("name") in EAGER_KINDS]
     if unmatched:
-        print(f"error: --artifacts: nothing matches {', '.join(unmatched)} in {adir}", file=sys.stderr)
-        return EXIT_USAGE
-    if not paths and not eager and not args.export and replay is None:
-        kinds = list(AUTO_EXPORT_CUDA if device.type == "cuda" else AUTO_EXPORT_CPU)
-        log(f"parity: no artifacts in {adir}: exporting {', '.join(kinds)} fp32 for profile {args.profile} first")
-        notes += _export(kinds, ["fp32"], args.profile, model_dir, adir, device.type)
+        return f"--artifacts: nothing matches {', '.join(unmatched)} in {adir}"
+    if not paths and not eager and not args.export and st.replay is None:
+        kinds = list(AUTO_EXPORT_CUDA if st.device.type == "cuda" else AUTO_EXPORT_CPU)
+        print(f"parity: no artifacts in {adir}: exporting {', '.join(kinds)} fp32 for profile {args.profile} first")
+        notes += _export(kinds, ["fp32"], args.profile, st.model_dir, adir, st.device.type)
         paths = discover(adir)
-    artifacts: list[ArtifactUnderTest] = [from_file(p, config, sha, device) for p in paths]
-    artifacts += [eager_artifact(model_dir, name.split("-")[1], device.type) for name in eager]
-    if not artifacts:
-        print(f"error: no artifacts to test (looked in {adir})", file=sys.stderr)
-        return EXIT_USAGE
+    artifacts = [from_file(p, st.config, st.sha, st.device, st.run_on) for p in paths]
+    artifacts += [eager_artifact(st.model_dir, name.split("-")[1], st.device.type) for name in eager]
+    return artifacts or f"no artifacts to test (looked in {adir})"
 
-    name = args.name or _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+
+def limited_references(
+    references: list[str], cases: list[str], artifacts: list[ArtifactUnderTest], slow_bf16: bool
+) -> tuple[dict[str, tuple[set[str], str]], list[str]]:
+    """Where bf16 is slow (`slow_bf16`: a full-size model on a CPU without native bf16, where eager bf16 is ~25x
+    slower than fp32), the bf16 references no artifact needs for its calibration are computed on the first case
+    only: (the suite's `limited_references`, the notes saying so)."""
+    if not slow_bf16 or not cases:
+        return {}, []
+    calibrating = {calibration_name(a.precision) for a in artifacts}
+    slow = [n for n in references if REFERENCES[n].precision == "bf16" and n not in calibrating]
+    if not slow:
+        return {}, []
+    why = (
+        f"computed on {cases[0]} only: this CPU ({cpu_capability()}) has no native bf16 (no AVX-512 BF16 or AMX), "
+        "where eager bf16 is ~25x slower than fp32 (--all-references-everywhere computes it on every case)"
+    )
+    return {name: ({cases[0]}, why) for name in slow}, [f"{', '.join(slow)}: {why}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars for every reference model drown the suite's own
+    try:
+        st = _settings(args)
+    except (ValueError, CheckpointError, ToleranceError, ProfileError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if st.big_on_cpu and not args.cases:
+        print(
+            f"parity: full-size model on the CPU: default cases trimmed to {', '.join(CPU_FULL_SIZE_CASES)} and "
+            f"references to golden-fp64, {', '.join(st.references)} (--cases all / --references all for everything)"
+        )
+    notes: list[str] = []
+    artifacts = _select_artifacts(args, st, notes)
+    if isinstance(artifacts, str):
+        print(f"error: {artifacts}", file=sys.stderr)
+        return EXIT_USAGE
+    slow_bf16 = st.big_on_cpu and not native_bf16_cpu() and not args.all_references_everywhere
+    limited, limit_notes = limited_references(st.references, st.cases, artifacts, slow_bf16)
+    for line in limit_notes:
+        print(f"parity: {line}")
     cfg = SuiteConfig(
-        model_dir=Path(model_dir),
-        device=device,
-        references=references,
-        cases=cases,
-        tolerances=tolerances,
-        out_dir=args.results_dir / name,
+        model_dir=st.model_dir,
+        device=st.device,
+        references=st.references,
+        cases=st.cases,
+        tolerances=st.tolerances,
+        out_dir=args.results_dir / (args.name or _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")),
         localise=args.localise,
         seed=args.seed,
         max_tokens=args.max_tokens,
-        replay=replay,
+        replay=st.replay,
         progress=not args.no_progress,
         log=lambda msg: print(msg, file=sys.stderr),
+        reference_cache=None if args.no_reference_cache else args.reference_cache or args.results_dir / CACHE,
+        reference_memory_gib=args.reference_memory_gib,
+        limited_references=limited,
     )
-    log(
-        f"parity: {len(artifacts)} artifact(s), cases {', '.join(cases) if replay is None else '(replay)'}, "
-        f"references golden-fp64, {', '.join(references)}, on {device}"
+    print(
+        f"parity: {len(artifacts)} artifact(s), cases {', '.join(st.cases) if st.replay is None else '(replay)'}, "
+        f"references golden-fp64, {', '.join(st.references)}, on {st.device}"
     )
     res = run_suite(cfg, artifacts)
-    res.notes.extend(notes)
+    res.notes.extend(notes + limit_notes)
     write_reports(res, cfg)
-    log(summary_table(res))
+    print(summary_table(res))
     verdict = "FAIL" if res.failed else "PASS"
-    log(f"parity: {verdict} in {res.info.get('seconds')} s; report: {cfg.out_dir / 'report.md'}")
+    print(f"parity: {verdict} in {res.info.get('seconds')} s; report: {cfg.out_dir / 'report.md'}")
     return EXIT_FAILED if res.failed else 0
 
 

@@ -129,8 +129,18 @@ def _layers_run(manifest: Manifest, total: int) -> int:
     return layers_for_output(manifest.output_layer, total)
 
 
-def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, device: torch.device) -> ArtifactUnderTest:
-    """An artifact on disk: manifest read and checked (sha256), runnability decided, runner loaded lazily."""
+def from_file(
+    path: Path,
+    config: OneVisionEncoderConfig,
+    weights_sha: str,
+    device: torch.device,
+    run_on: dict[str, str] | None = None,
+) -> ArtifactUnderTest:
+    """An artifact on disk: manifest read and checked (sha256), runnability decided, runner loaded lazily.
+
+    Where it runs: a kind that moves between devices runs on the suite's `device`, or on `run_on[kind]` when the
+    caller names another (`--run-on onnx=cpu`: onnxruntime without its CUDA provider on a GPU machine); a kind that
+    does not move runs where it was built."""
     name = path.name
     try:
         manifest = read_manifest(path, verify=True)
@@ -158,9 +168,9 @@ def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, devi
     built_for = torch.device(manifest.device).type
     described = BACKENDS.get(manifest.kind)
     pinned = described is None or not described.movable or manifest.extra.get("movable") is False
-    run_on = built_for if pinned else device.type
-    art.device = run_on
-    if run_on == "cuda" and not torch.cuda.is_available():
+    run_on_device = built_for if pinned else (run_on or {}).get(manifest.kind, device.type)
+    art.device = run_on_device
+    if run_on_device == "cuda" and not torch.cuda.is_available():
         what = f"{described.label} built for CUDA" if described else f"{manifest.kind} artifact built for CUDA"
         art.skip_reason = f"{what}: needs a CUDA GPU, none here"
         return art
@@ -192,7 +202,7 @@ def from_file(path: Path, config: OneVisionEncoderConfig, weights_sha: str, devi
     def load() -> Any:
         import runtime
 
-        return runtime.load(path, device=run_on, verify=False)
+        return runtime.load(path, device=run_on_device, verify=False)
 
     art.loader = load
     return art

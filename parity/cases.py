@@ -64,6 +64,11 @@ class CaseInput:
         """Identifies the input tensors: equal keys -> identical inputs (references are cached on it)."""
         return f"{self.name}@{self.shape_text}#{self.seed}"
 
+    def samples(self, start: int, stop: int) -> CaseInput:
+        """Samples start..stop-1 of the batch as an input of their own (references computed in memory-bound chunks)."""
+        pv, pos = self.pixel_values[start:stop], self.patch_positions[start:stop]
+        return CaseInput(self.name, self.title, pv, pos, self.seed, self.profile, self.note)
+
     @property
     def file_stem(self) -> str:
         return f"{self.name}@{self.shape_text}"

@@ -33,6 +33,7 @@ from models.eager import EagerRunner
 from models.tf32 import exact_float32
 
 from .cases import CaseInput
+from .reference_cache import ReferenceCache
 
 DTYPES = {"fp64": torch.float64, **PRECISION_DTYPES}
 GOLDEN = "golden-fp64"
@@ -199,10 +200,52 @@ class _Runner:
         return self.remote(pv, pos, num_layers, self.total_layers, hidden)
 
 
-class ReferenceBank:
-    """Computes and caches reference outputs: key (case.key, num_layers, reference name) -> CPU tensor."""
+class ReferenceMemoryError(RuntimeError):
+    """A reference does not fit memory for one case (reported on that case's rows; the other cases go on)."""
 
-    def __init__(self, model_dir: str | Path, device: torch.device, num_hidden_layers: int) -> None:
+
+def attention_bytes(spec: RefSpec, heads: int, tokens: int) -> int:
+    """Peak bytes of one sample's attention when the kernel materialises the scores (eager attention; sdpa in
+    float64, which no fused kernel takes): scores and probabilities, heads x L x L each. 0 when a fused kernel
+    (flash/memory-efficient, O(L) memory) runs."""
+    materialises = spec.attention in ("eager", "remote") or spec.precision == "fp64"
+    return 2 * heads * tokens * tokens * DTYPES[spec.precision].itemsize if materialises else 0
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """Bytes a reference computation may take: 80 % of the GPU's memory, or half of the host's available memory."""
+    if device.type == "cuda":
+        return int(0.8 * torch.cuda.get_device_properties(device).total_memory)
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
+    except (OSError, StopIteration):
+        available = 8 << 30
+    return available // 2
+
+
+class ReferenceBank:
+    """Computes and caches reference outputs: key (case.key, num_layers, reference name) -> CPU tensor.
+
+    Memory-bound: a case whose attention would materialise more than `memory_budget` bytes runs a few samples at a
+    time (outputs concatenated), and a case that does not fit even one sample at a time (or runs out of memory) is
+    recorded in `unsupported` with the reason, for that case alone. `limited`: reference name -> (case names it is
+    computed for, why the others are left out); `cache`: references kept on disk between runs.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: torch.device,
+        num_hidden_layers: int,
+        cache: ReferenceCache | None = None,
+        memory_budget: int | None = None,
+        limited: dict[str, tuple[set[str], str]] | None = None,
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.device = device
         self.total_layers = num_hidden_layers
@@ -211,6 +254,11 @@ class ReferenceBank:
         self.seconds: dict[str, float] = {}
         self.remote_attention: str | None = None
         self.remote_class: str | None = None
+        self.cache = cache
+        self.memory_budget = memory_budget if memory_budget is not None else default_memory_budget(device)
+        self.limited = limited or {}
+        config = json.loads((self.model_dir / "config.json").read_text())
+        self.heads = int(config["num_attention_heads"])
 
     # -- models -------------------------------------------------------------------------------------------------
     def _local(self, spec: RefSpec) -> EagerRunner:
@@ -234,6 +282,54 @@ class ReferenceBank:
             return _Runner(spec, self.device, self.total_layers, remote=self._remote(spec))
         return _Runner(spec, self.device, self.total_layers, local=self._local(spec))
 
+    # -- one reference, one case ----------------------------------------------------------------------------------
+    def _skip_reason(self, run: _Runner, case: CaseInput, name: str) -> str | None:
+        allowed = self.limited.get(name)
+        if allowed is not None and case.name not in allowed[0]:
+            return allowed[1]
+        return run.unsupported(case)
+
+    def _chunked(self, run: _Runner, case: CaseInput, layers: int) -> torch.Tensor:
+        """The reference for every sample of `case`, as many samples per call as the memory budget allows (halved
+        again when the device still runs out of memory)."""
+        spec, batch = run.spec, case.pixel_values.shape[0]
+        per_sample = attention_bytes(spec, self.heads, int(case.patch_positions.shape[1]))
+        chunk = batch if per_sample == 0 else min(batch, self.memory_budget // per_sample)
+        what = f"{spec.name} does not fit memory for {case.name} ({case.shape_text})"
+        if chunk < 1:
+            raise ReferenceMemoryError(
+                f"{what}: one sample's attention needs ~{_size(per_sample)}, the reference budget is "
+                f"{_size(self.memory_budget)} (--reference-memory-gib)"
+            )
+        while True:
+            try:
+                parts = [run(case.samples(i, i + chunk), layers, False)[0] for i in range(0, batch, chunk)]
+                return parts[0] if len(parts) == 1 else torch.cat(parts)
+            except torch.OutOfMemoryError as exc:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if chunk == 1:
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise ReferenceMemoryError(f"{what}: out of memory one sample at a time ({first})") from None
+                chunk //= 2
+
+    def _one(self, run: _Runner, case: CaseInput, layers: int) -> None:
+        name = run.spec.name
+        why = self._skip_reason(run, case, name)
+        if why:
+            self.unsupported[(case.key, name)] = why
+            return
+        cached = self.cache.get(case, layers, name) if self.cache is not None else None
+        if cached is None:
+            try:
+                cached = self._chunked(run, case, layers).detach().to("cpu")
+            except ReferenceMemoryError as exc:
+                self.unsupported[(case.key, name)] = str(exc)
+                return
+            if self.cache is not None:
+                self.cache.put(case, layers, name, cached)
+        self.outputs[(case.key, layers, name)] = cached
+
     # -- public -------------------------------------------------------------------------------------------------
     def compute(
         self,
@@ -241,29 +337,40 @@ class ReferenceBank:
         names: Iterable[str],
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        """Compute every reference in `names` for every (case, num_layers) job not cached yet, one model at a time."""
+        """Compute every reference in `names` for every (case, num_layers) job not cached yet, one model at a time
+        (a model is loaded only when a job is not on disk already)."""
         import time
 
         for name in names:
             spec = REFERENCES[name]
             todo = [(c, n) for c, n in jobs if (c.key, n, name) not in self.outputs]
+            if self.cache is not None:
+                todo = [(c, n) for c, n in todo if not self._from_cache(c, n, name, progress)]
             if not todo:
                 continue
             start = time.perf_counter()
             run = self._runner(spec)
             with torch.inference_mode(), exact_float32():
                 for case, layers in todo:
-                    why = run.unsupported(case)
-                    if why:
-                        self.unsupported[(case.key, name)] = why
-                    else:
-                        out, _ = run(case, layers, False)
-                        self.outputs[(case.key, layers, name)] = out.detach().to("cpu")
+                    self._one(run, case, layers)
                     if progress is not None:
                         progress(f"{name} {case.name}")
             del run
             gc.collect()
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def _from_cache(self, case: CaseInput, layers: int, name: str, progress: Callable[[str], None] | None) -> bool:
+        allowed = self.limited.get(name)
+        if allowed is not None and case.name not in allowed[0]:
+            return False
+        assert self.cache is not None
+        cached = self.cache.get(case, layers, name)
+        if cached is None:
+            return False
+        self.outputs[(case.key, layers, name)] = cached
+        if progress is not None:
+            progress(f"{name} {case.name} (cached)")
+        return True
 
     def get(self, case: CaseInput, num_layers: int, name: str) -> torch.Tensor | None:
         return self.outputs.get((case.key, num_layers, name))

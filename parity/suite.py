@@ -17,11 +17,12 @@ import torch
 
 from models import OneVisionEncoderConfig, load_config, weights_sha256
 from models.metrics import Metrics, compare
-from runtime.base import LoadError
+from runtime.base import NotRunnableHere
 
 from .artifacts import ArtifactUnderTest, eager_artifact
 from .cases import CaseContext, CaseInput, Skip, build_case, load_input
 from .localise import Localisation, localise, make_probe
+from .reference_cache import ReferenceCache
 from .references import GOLDEN, REFERENCES, ReferenceBank, ReferenceError, calibration_name
 from .tolerances import Tolerances, Verdict
 
@@ -95,6 +96,10 @@ class SuiteConfig:
     seed: int = 0
     max_tokens: int = 0  # 0: no limit; else cases with B*L above it are skipped ("over the token budget")
     replay: list[CaseInput] | None = None  # --replay: run these saved inputs instead of generating cases
+    reference_cache: Path | None = None  # references kept on disk between runs (parity/reference_cache.py)
+    reference_memory_gib: float | None = None  # memory a reference computation may take (None: the device's default)
+    # reference name -> (the case names it is computed for, why not the others): a CPU without native bf16
+    limited_references: dict[str, tuple[set[str], str]] = field(default_factory=dict)
     progress: bool = True
     log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
 
@@ -136,17 +141,31 @@ def _inputs_for(
 def run_suite(cfg: SuiteConfig, artifacts: list[ArtifactUnderTest]) -> SuiteResult:
     """Run everything and return the result; nothing is written (the CLI writes it: report.write_reports)."""
     started = time.perf_counter()
+    _unique_names(artifacts)
+    res = SuiteResult(artifacts=artifacts, out_dir=cfg.out_dir)
+    config = load_config(cfg.model_dir)
+    sha = weights_sha256(cfg.model_dir)
+    res.info = _environment(cfg, config.to_dict(), sha)
+    plan = _plan_inputs(artifacts, cfg, config, res)
+    bank = _compute_references(artifacts, plan, cfg, config, sha, res)
+    _run_artifacts(artifacts, plan, cfg, bank, res)
+    res.info["seconds"] = round(time.perf_counter() - started, 1)
+    return res
+
+
+def _unique_names(artifacts: list[ArtifactUnderTest]) -> None:
+    """Names key everything: make them unique (the same file name in two folders gets #2, #3, ...)."""
     seen: dict[str, int] = {}
-    for art in artifacts:  # names key everything below: make them unique (same file name in two folders)
+    for art in artifacts:
         seen[art.name] = seen.get(art.name, 0) + 1
         if seen[art.name] > 1:
             art.name = f"{art.name}#{seen[art.name]}"
-    res = SuiteResult(artifacts=artifacts, out_dir=cfg.out_dir)
-    config = load_config(cfg.model_dir)
-    total_layers = config.num_hidden_layers
-    res.info = _environment(cfg, config.to_dict(), weights_sha256(cfg.model_dir))
 
-    # 1. Inputs per artifact (skips recorded now); write_reports saves them for --replay.
+
+def _plan_inputs(
+    artifacts: list[ArtifactUnderTest], cfg: SuiteConfig, config: OneVisionEncoderConfig, res: SuiteResult
+) -> dict[str, list[CaseInput]]:
+    """Inputs per artifact (its skipped cases recorded as rows now; write_reports saves the inputs for --replay)."""
     plan: dict[str, list[CaseInput]] = {}
     for art in artifacts:
         plan[art.name] = []
@@ -159,69 +178,99 @@ def run_suite(cfg: SuiteConfig, artifacts: list[ArtifactUnderTest]) -> SuiteResu
                 continue
             res.cases.setdefault(item.key, item)
             plan[art.name].append(res.cases[item.key])
+    return plan
 
-    # 2. References (golden + calibration at each artifact precision + the shown ones), one model at a time.
-    bank = ReferenceBank(cfg.model_dir, cfg.device, total_layers)
+
+def _compute_references(
+    artifacts: list[ArtifactUnderTest],
+    plan: dict[str, list[CaseInput]],
+    cfg: SuiteConfig,
+    config: OneVisionEncoderConfig,
+    sha: str,
+    res: SuiteResult,
+) -> ReferenceBank:
+    """The golden, each artifact precision's calibration and the shown references, one model at a time (read back
+    from the cache when there), then every reference's own distance to the golden."""
+    cache = ReferenceCache(cfg.reference_cache, sha, cfg.device, cfg.model_dir) if cfg.reference_cache else None
+    budget = int(cfg.reference_memory_gib * 2**30) if cfg.reference_memory_gib else None
+    bank = ReferenceBank(cfg.model_dir, cfg.device, config.num_hidden_layers, cache, budget, cfg.limited_references)
     precisions = sorted({a.precision for a in artifacts if plan.get(a.name)})
     needed = [GOLDEN, *dict.fromkeys([calibration_name(p) for p in precisions] + list(cfg.references))]
-    jobs = [(c, a.num_layers) for a in artifacts for c in plan.get(a.name, [])]
-    jobs_by_key = list({(c.key, n): (c, n) for c, n in jobs}.values())
-    if jobs_by_key:
-        bar = _tqdm(len(jobs_by_key) * len(needed), "references", cfg.progress)
+    jobs = list({(c.key, a.num_layers): (c, a.num_layers) for a in artifacts for c in plan.get(a.name, [])}.values())
+    if jobs:
+        bar = _tqdm(len(jobs) * len(needed), "references", cfg.progress)
 
         def tick(msg: str) -> None:
             bar.set_postfix_str(msg)
             bar.update(1)
 
         try:
-            bank.compute(jobs_by_key, needed, progress=tick)
+            bank.compute(jobs, needed, progress=tick)
         except ReferenceError as exc:
-            bar.close()
             res.notes.append(f"reference error: {exc}")
             cfg.log(f"error: {exc}")
             needed = [n for n in needed if not REFERENCES[n].remote]
             cfg.references = [n for n in cfg.references if not REFERENCES[n].remote]
-            bank.compute(jobs_by_key, needed)
+            bank.compute(jobs, needed)
         bar.close()
     res.info["reference_seconds"] = {k: round(v, 2) for k, v in bank.seconds.items()}
+    res.info["reference_cache"] = {"folder": str(cfg.reference_cache), "hits": cache.hits} if cache else None
     if bank.remote_class:
         res.info["remote_class"] = bank.remote_class
         res.info["remote_attention"] = bank.remote_attention
+    _calibrate(jobs, needed, bank, res)
+    return bank
 
-    # Calibration: every reference's own distance to the golden.
-    for case, layers in jobs_by_key:
+
+def _calibrate(jobs: list[tuple[CaseInput, int]], names: list[str], bank: ReferenceBank, res: SuiteResult) -> None:
+    """Every reference's own distance to the golden, per case (the report's calibration table)."""
+    for case, layers in jobs:
         golden = bank.get(case, layers, GOLDEN)
         if golden is None:
             continue
         cal: dict[str, Metrics] = {}
-        for name in needed:
+        for name in names:
             out = bank.get(case, layers, name)
             if out is not None:
                 cal[name] = compare(out, golden)
         res.calibration[f"{case.key}|{layers}"] = cal
 
-    # 3. Artifacts.
+
+def _load_or_skip(art: ArtifactUnderTest, res: SuiteResult) -> bool:
+    """Load the artifact now (so a load error is one line, not one per case); False when it cannot run.
+
+    A machine without what the artifact needs (NotRunnableHere: no CUDA, a backend package or kernel it does not
+    have) skips it, saying why. Any other load error is a failure: the sha256 matched its manifest, so a backend
+    that is installed and still cannot load it (a CUDA provider that fails, a package it cannot parse) is broken."""
+    try:
+        art.runner  # noqa: B018
+    except NotRunnableHere as exc:
+        art.skip_reason = f"cannot run here: {exc}"
+        res.rows = [r for r in res.rows if r.artifact != art.name]  # its case skips say nothing now
+        return False
+    except Exception as exc:
+        art.error = f"does not load: {type(exc).__name__}: {exc}"
+        return False
+    return True
+
+
+def _run_artifacts(
+    artifacts: list[ArtifactUnderTest],
+    plan: dict[str, list[CaseInput]],
+    cfg: SuiteConfig,
+    bank: ReferenceBank,
+    res: SuiteResult,
+) -> None:
+    """Each artifact over its cases, judged against every reference; its worst failure localised."""
     small = count_params(cfg.model_dir) < SMALL_MODEL_PARAMS
-    total = sum(len(v) for v in plan.values())
-    bar = _tqdm(total, "artifacts", cfg.progress)
+    bar = _tqdm(sum(len(v) for v in plan.values()), "artifacts", cfg.progress)
     for art in artifacts:
         if art.error or art.skip_reason or not plan[art.name]:
             continue
+        if not _load_or_skip(art, res):
+            bar.update(len(plan[art.name]))
+            continue
         failures: list[tuple[Row, CaseInput, torch.Tensor]] = []
-        try:
-            art.runner  # noqa: B018 (load now, so a load error is one line, not one per case)
-        except LoadError as exc:
-            # The sha256 matched the manifest (checked first) and every builder verifies its artifact against eager
-            # at build time, so a LoadError means this machine cannot run it (no CUDA, no bf16 kernel in the
-            # backend, ...): skipped, like a TensorRT engine on a CPU-only machine.
-            art.skip_reason = f"cannot run here: {exc}"
-            res.rows = [r for r in res.rows if r.artifact != art.name]  # its case skips say nothing now
-            bar.update(len(plan[art.name]))
-            continue
-        except Exception as exc:
-            art.error = f"does not load: {type(exc).__name__}: {exc}"
-            bar.update(len(plan[art.name]))
-            continue
         for case in plan[art.name]:
             bar.set_postfix_str(f"{art.name} {case.name}")
             rows, output = _run_case(art, case, cfg, bank, res)
@@ -234,22 +283,23 @@ def run_suite(cfg: SuiteConfig, artifacts: list[ArtifactUnderTest]) -> SuiteResu
             res.localisations.append(_localise(art, failures, cfg, bank, small))
         art.close()
     bar.close()
-    res.info["seconds"] = round(time.perf_counter() - started, 1)
-    return res
 
 
 def _run_case(
     art: ArtifactUnderTest, case: CaseInput, cfg: SuiteConfig, bank: ReferenceBank, res: SuiteResult
 ) -> tuple[list[Row], torch.Tensor | None]:
+    golden = bank.get(case, art.num_layers, GOLDEN)
+    own = bank.get(case, art.num_layers, calibration_name(art.precision))
+    if golden is None or own is None:  # e.g. out of memory for this case: the case cannot be judged
+        name = GOLDEN if golden is None else calibration_name(art.precision)
+        why = bank.unsupported.get((case.key, name), "not computed")
+        return [Row(art.name, case.name, case.key, "*", "error", f"reference {name}: {why}")], None
     start = time.perf_counter()
     try:
         output = art.run(case.pixel_values, case.patch_positions)
     except Exception as exc:  # the runtime refused or the backend crashed: an error row for this case
         return [Row(art.name, case.name, case.key, "*", "error", f"{type(exc).__name__}: {exc}")], None
     seconds = time.perf_counter() - start
-    golden = bank.get(case, art.num_layers, GOLDEN)
-    own = bank.get(case, art.num_layers, calibration_name(art.precision))
-    assert golden is not None and own is not None
     cal = compare(own, golden)
     inherent_a = (cal.rel_l2, cal.max_angle)
     rows = []

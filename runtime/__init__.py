@@ -8,7 +8,7 @@ out = runner(pixel_values, patch_positions)  # (B, L, hidden) on runner.device
 
 from contract.errors import InputError, ManifestError
 
-from .base import LoadError, Runner
+from .base import LoadError, NotRunnableHere, Runner
 from .loader import BACKENDS, load, runner_class
 from .positions import codec_pack, frame_timeline, grid_positions, image_positions, top_patches, video_positions
 from .validation import check_inputs
@@ -18,6 +18,7 @@ __all__ = [
     "InputError",
     "LoadError",
     "ManifestError",
+    "NotRunnableHere",
     "Runner",
     "check_inputs",
     "codec_pack",

@@ -54,6 +54,14 @@ class LoadError(RuntimeError):
     """An artifact cannot be loaded or run here (wrong device, missing backend package, unreadable file, ...)."""
 
 
+class NotRunnableHere(LoadError):
+    """This machine lacks what the artifact needs, and that is no defect of the artifact or of the install: no CUDA
+    device, a backend package this machine does not have (OpenVINO, TensorRT, onnxruntime's CUDA provider in a
+    CPU-only build), a backend with no kernel for the artifact's precision, a GPU the engine does not target. The
+    parity suite and the GPU tests report these as skipped; every other LoadError (a CUDA provider that is installed
+    but fails, a file the backend cannot parse) is a failure."""
+
+
 def resolve_device(device: str | torch.device | None, manifest: Manifest) -> torch.device:
     """The device a runner runs on: `device` if given, else the artifact's own (`manifest.device`).
 
@@ -63,7 +71,7 @@ def resolve_device(device: str | torch.device | None, manifest: Manifest) -> tor
     dev = torch.device(device if device is not None else manifest.device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise LoadError(
+            raise NotRunnableHere(
                 f"{manifest.path}: needs device {dev}, but torch sees no CUDA device "
                 f"(torch {torch.__version__}); load it on a GPU machine"
             )
@@ -147,6 +155,15 @@ class Runner(abc.ABC):
                 return self._run(pv, pos)
             with self._lock:
                 return self._run(pv, pos)
+
+    def computes_tf32(self) -> bool:
+        """Whether this runner's fp32 matmuls may use TF32 now. Torch kinds follow the process's settings
+        (`models.tf32`: on a CUDA device, when torch's TF32 flags allow it); backends that fix it themselves say so
+        (onnxruntime's CUDA sessions run use_tf32=0; a TensorRT engine's TF32 is decided at build time). What a
+        benchmark divides by the TF32 or the fp32 peak (MFU)."""
+        if self.device.type != "cuda" or self.dtype != torch.float32:
+            return False
+        return bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
 
     def close(self) -> None:  # noqa: B027 (an optional hook: most backends free everything on garbage collection)
         """Free backend resources (optional for backends)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ import torch
 from contract.backends import BACKENDS
 from contract.manifest import manifest_path, read_manifest
 from contract.profiles import PROFILES
-from export import BuildRequest, build
+from export import BuildRequest, build, get_builder
 from models.synthetic import write_checkpoint
 
 
@@ -23,15 +25,51 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # Every kind a CPU machine builds and runs (the TensorRT kinds are built for CUDA), from the backend descriptions.
 CPU_KINDS = tuple(kind for kind, b in BACKENDS.items() if b.build_device is None)
 
+V = TypeVar("V")
+
+
+class Available(dict[str, V]):
+    """kind -> value for the kinds this machine has; reading a kind it lacks skips the test with the reason (the
+    builder's own `unavailable()` line: e.g. OpenVINO on the GPU machine, which has no openvino package)."""
+
+    def __init__(self, present: dict[str, V], missing: dict[str, str]) -> None:
+        super().__init__(present)
+        self.missing = missing
+
+    def __missing__(self, kind: str) -> V:
+        if kind in self.missing:
+            pytest.skip(f"{kind}: this machine cannot build it: {self.missing[kind]}")
+        raise KeyError(kind)
+
+    def map(self, fn: Callable[[V], W]) -> Available[W]:
+        return Available({k: fn(v) for k, v in self.items()}, self.missing)
+
+
+W = TypeVar("W")
+
+
+def build_available(kinds: tuple[str, ...], request: BuildRequest) -> Available[Path]:
+    """Build each kind this machine can build; the others are recorded with the builder's reason."""
+    built: dict[str, Path] = {}
+    missing: dict[str, str] = {}
+    for kind in kinds:
+        reason = get_builder(kind).unavailable(request)
+        if reason:
+            missing[kind] = reason
+        else:
+            built[kind] = build(kind, request).path
+    return Available(built, missing)
+
 
 @pytest.fixture(scope="session")
-def tiny_artifacts_fp32(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """fp32 pt2, AOTInductor, ONNX and TorchScript artifacts of the tiny checkpoint for `test-small`, built once per
-    session (the AOTInductor compile is the slow part). Shared: tests that damage or rebuild one work on a copy
-    (copy_artifact)."""
+def tiny_artifacts_fp32(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Available[Path]:
+    """fp32 artifacts of every CPU kind this machine can build (pt2, AOTInductor, ONNX, TorchScript, OpenVINO) of the
+    tiny checkpoint for `test-small`, built once per session (the AOTInductor compile is the slow part). Shared: tests
+    that damage or rebuild one work on a copy (copy_artifact). A kind this machine cannot build skips the tests that
+    read it, with the builder's reason."""
     out = tmp_path_factory.mktemp("tiny-artifacts-fp32")
     request = BuildRequest(tiny_dir, "fp32", [PROFILES["test-small"]], out, options={"quiet": True})
-    return {kind: build(kind, request).path for kind in CPU_KINDS}
+    return build_available(CPU_KINDS, request)
 
 
 def seeded(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -16,6 +16,7 @@ from benchmarks.report import percentile
 from benchmarks.worker import _load, device_memory
 from benchmarks.workloads import WORKLOADS
 from models import OneVisionEncoderConfig
+from tests.conftest import Available
 
 
 def test_flops_of_one_448_image_full_size() -> None:
@@ -112,7 +113,8 @@ def test_artifacts_are_timed_like_eager_validation_outside(
     from runtime import validation
 
     path = build("onnx", BuildRequest(tiny_dir, "fp32", [PROFILES["test-small"]], tmp_path, options={"quiet": True}))
-    prepare, compute = _load(str(path.path), str(tiny_dir), "fp32", "cpu")
+    prepare, compute, computes_tf32 = _load(str(path.path), str(tiny_dir), "fp32", "cpu")
+    assert computes_tf32() is False
     pv, pos = WORKLOADS["tiny-112-b2"].inputs(0, torch.float32, "cpu", patch=14)
     prepared = prepare(pv, pos)
     expected = compute(*prepared)
@@ -123,3 +125,32 @@ def test_artifacts_are_timed_like_eager_validation_outside(
     monkeypatch.setattr(validation, "check_inputs", no_checks)
     monkeypatch.setattr("runtime.base.check_inputs", no_checks)
     assert torch.equal(compute(*prepared), expected)
+
+
+def test_cuda_benchmarks_take_the_artifacts_that_move(tiny_artifacts_fp32: Available[Path], tiny_dir: Path) -> None:
+    """`--device cuda` times every artifact that can run there: a CPU-built pt2, ONNX or TorchScript moves (its kind's
+    description says so), a CPU AOTInductor package or an OpenVINO IR does not (they used to be filtered by the
+    manifest's build device, which left the movable ones out)."""
+    from benchmarks.__main__ import find_artifacts
+    from models import weights_sha256
+
+    folder = tiny_artifacts_fp32["pt2"].parent
+    weights = weights_sha256(tiny_dir)
+    on_cuda = {m.kind for _, m in find_artifacts(folder, None, "cuda", weights)}
+    on_cpu = {m.kind for _, m in find_artifacts(folder, None, "cpu", weights)}
+    assert on_cuda == {"pt2", "onnx", "torchscript"} & set(tiny_artifacts_fp32)
+    assert on_cpu == set(tiny_artifacts_fp32)
+
+
+def test_mfu_divides_by_the_peak_of_what_the_target_computes() -> None:
+    """With --tf32, a torch target's fp32 uses TF32 (its row says so) and its MFU divides by the TF32 peak; an
+    onnxruntime or TensorRT target still computes exact fp32 (use_tf32=0, or an engine built without TF32): the fp32
+    peak."""
+    from benchmarks.__main__ import add_mfu
+
+    torch_row = {"tflops": 49.45, "tf32_in_use": True}
+    ort_row = {"tflops": 6.7, "tf32_in_use": False}
+    add_mfu(torch_row, "NVIDIA H100 80GB HBM3", "fp32")
+    add_mfu(ort_row, "NVIDIA H100 80GB HBM3", "fp32")
+    assert torch_row["mfu"] == pytest.approx(0.1) and "tf32 peak 494.5" in str(torch_row["mfu_peak"])
+    assert ort_row["mfu"] == pytest.approx(0.1) and "fp32 peak 67" in str(ort_row["mfu_peak"])

@@ -11,6 +11,7 @@ with "needs a CUDA GPU" where torch sees none, so `pytest` on a CPU machine list
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -21,13 +22,15 @@ import pytest
 import torch
 
 import runtime
+from contract.backends import BACKENDS
+from contract.manifest import read_manifest
 from contract.profiles import PROFILES
-from export import BuildRequest, build
+from export import BuildRequest, build, get_builder
 from export.verify import MAX_REL_L2
-from models import load_model
+from models import load_model, weights_sha256
 from models.tf32 import _restore, _snapshot, exact_float32
 from parity.artifacts import eager_artifact
-from runtime.base import LoadError
+from runtime.backends.onnx import CUDA_EP
 from runtime.positions import image_positions, video_positions
 from tests.conftest import seeded
 
@@ -38,7 +41,9 @@ pytestmark = [
 
 PROFILE = PROFILES["test-small"]
 ROOT = Path(__file__).resolve().parents[1]
-CPP_BINARY = ROOT / "runtime" / "cpp" / "build" / "onevision_run"
+# `make gpu-check` passes the C++ runner it built and the tiny artifacts it exported (reused, not rebuilt).
+CPP_BINARY = Path(os.environ.get("ONEVISION_CPP_RUNNER") or ROOT / "runtime" / "cpp" / "build" / "onevision_run")
+GPU_ARTIFACTS = os.environ.get("ONEVISION_GPU_ARTIFACTS")
 # Shapes across the profile (batch, frames, height, width), not only the export example.
 SHAPES = [(1, 1, 56, 42), (2, 3, 28, 56), (4, 4, 112, 112), (1, 1, 14, 28)]
 
@@ -56,22 +61,36 @@ def inputs(shape: tuple[int, int, int, int], seed: int) -> tuple[torch.Tensor, t
 
 @pytest.fixture(scope="module")
 def cuda_artifacts(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
-    """Tiny artifacts built for CUDA on this machine, plus a pt2 exported on the CPU. A kind this machine cannot
-    build is recorded with the reason (its test skips saying so)."""
+    """Tiny artifacts built for CUDA on this machine, plus a pt2 exported on the CPU: the ones `make gpu-check`
+    exported ($ONEVISION_GPU_ARTIFACTS, when built from this test's checkpoint), else built here. A kind whose
+    builder says this machine cannot build it is recorded with that reason (its test skips saying so); any other
+    build failure fails the test of that kind (a broken install is not a skip)."""
     out = tmp_path_factory.mktemp("gpu-artifacts")
     built: dict[str, Path | str] = {}
-    jobs = [(k, p, "cuda") for k in ("pt2", "aoti", "onnx") for p in ("fp32", "bf16")] + [("pt2", "fp32", "cpu")]
-    for kind, precision, device in jobs:
+    jobs = [(k, p, "cuda") for k in ("pt2", "aoti") for p in ("fp32", "bf16")] + [("onnx", "fp32", "cuda")]
+    for kind, precision, device in [*jobs, ("pt2", "fp32", "cpu")]:  # a bf16 ONNX has no onnxruntime kernels
         key = f"{kind}-{precision}" + ("-cpu-built" if device == "cpu" else "")
-        if kind == "onnx" and precision == "bf16":
-            built[key] = "a bf16 ONNX is not supported by onnxruntime (no bf16 Conv kernel)"
-            continue
         request = BuildRequest(tiny_dir, precision, [PROFILE], out / device, device=device, options={"quiet": True})
-        try:
-            built[key] = build(kind, request).path
-        except Exception as exc:  # reported by the test of that kind, not a crash of the module
-            built[key] = f"cannot build here: {type(exc).__name__}: {exc}"
+        reused = _reusable(kind, precision, device, tiny_dir)
+        if reused is not None:
+            built[key] = reused
+            continue
+        reason = get_builder(kind).unavailable(request)
+        built[key] = f"cannot build here: {reason}" if reason else build(kind, request).path
     return built
+
+
+def _reusable(kind: str, precision: str, device: str, model: Path) -> Path | None:
+    """The artifact `make gpu-check` exported for this kind (same weights as `model`), if there is one."""
+    if not GPU_ARTIFACTS:
+        return None
+    folder = Path(GPU_ARTIFACTS) / ("cpu-built" if device == "cpu" else "")
+    path = folder / f"{kind}-{precision}-{PROFILE.name}{BACKENDS[kind].suffix}"
+    if not path.is_file():
+        return None
+    manifest = read_manifest(path)
+    same = manifest.source.get("weights_sha256") == weights_sha256(model) and manifest.device == device
+    return path if same else None
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +107,21 @@ def eager_out(model: Any, pv: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
 
 
 def _runner(cuda_artifacts: dict[str, Path | str], key: str) -> Any:
+    """The artifact on CUDA. Skipped only for what this machine legitimately lacks: a kind it cannot build, an
+    onnxruntime built without its CUDA provider (a CPU-only wheel). A CUDA provider that is installed but refuses
+    the session, like any other load error, fails."""
     path = cuda_artifacts[key]
     if isinstance(path, str):
         pytest.skip(f"{key}: {path}")
-    try:
-        return runtime.load(path, device="cuda")
-    except LoadError as exc:
-        if key.startswith("onnx") and "CUDAExecutionProvider" in str(exc):
-            pytest.skip(f"{key}: onnxruntime-gpu is not installed ({exc})")
-        raise
+    if key.startswith("onnx") and CUDA_EP not in ort_providers():
+        pytest.skip(f"{key}: this onnxruntime has no {CUDA_EP} (a CPU-only build; onnxruntime-gpu runs it)")
+    return runtime.load(path, device="cuda")
+
+
+def ort_providers() -> list[str]:
+    import onnxruntime
+
+    return list(onnxruntime.get_available_providers())
 
 
 @pytest.mark.parametrize("key", ["pt2-fp32", "pt2-bf16", "aoti-fp32", "aoti-bf16", "onnx-fp32", "pt2-fp32-cpu-built"])

@@ -26,7 +26,7 @@ import torch
 from contract.io import INPUT_NAMES
 from contract.manifest import Manifest
 
-from ..base import LoadError, Runner
+from ..base import LoadError, NotRunnableHere, Runner
 
 # torch dtype <-> ONNX TensorProto element type (what IOBinding.bind_input/bind_output accept as element_type).
 ONNX_TYPES = {torch.float32: 1, torch.float16: 10, torch.bfloat16: 16, torch.int64: 7}
@@ -39,11 +39,13 @@ def _ort() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise LoadError(f"onnxruntime is not installed ({exc}); pip install onnxruntime (or onnxruntime-gpu)") from None
+        raise NotRunnableHere(
+            f"onnxruntime is not installed ({exc}); pip install onnxruntime (or onnxruntime-gpu)"
+        ) from None
     return onnxruntime
 
 
-class UnsupportedError(LoadError):
+class UnsupportedError(NotRunnableHere):
     """onnxruntime has no kernel for this graph on this provider (e.g. bf16 Conv): not a defect of the artifact."""
 
 
@@ -79,8 +81,8 @@ def create_session(path: object, device: torch.device, precision: str) -> Any:
     options.log_severity_level = 2 if cuda else 3
     if cuda:
         available = ort.get_available_providers()
-        if CUDA_EP not in available:
-            raise LoadError(
+        if CUDA_EP not in available:  # a CPU-only build: not broken, just not built for CUDA
+            raise NotRunnableHere(
                 f"{path}: device {device} needs onnxruntime's {CUDA_EP}, but this onnxruntime "
                 f"({ort.__version__}) has {available}; install onnxruntime-gpu or load with device='cpu'"
             )
@@ -135,6 +137,9 @@ class OnnxRunner(Runner):
         self._device_type = "cuda" if self.device.type == "cuda" else "cpu"
         self._device_id = int(self.device.index or 0) if self.device.type == "cuda" else 0
         self._local = threading.local()
+
+    def computes_tf32(self) -> bool:
+        return False  # create_session gives every CUDA session use_tf32=0, whatever torch's flags say
 
     def _binding(self) -> Any:
         binding = getattr(self._local, "binding", None)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..base import LoadError, Runner
+from ..base import LoadError, NotRunnableHere, Runner
 
 DEVICE = "CPU"
 OV_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "i64": torch.int64}
@@ -33,7 +33,7 @@ def _openvino() -> Any:
     try:
         import openvino
     except ImportError as exc:
-        raise LoadError(
+        raise NotRunnableHere(
             f"openvino is not installed ({exc}); pip install openvino (pinned in requirements.txt)"
         ) from None
     return openvino
@@ -72,6 +72,9 @@ class OpenVINORunner(Runner):
         # to f32. Read back, never assumed: the provider names it, and `inference_precision` keeps it.
         self.inference_precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
         self.provider = f"openvino-{DEVICE}-{self.inference_precision}"
+
+    def computes_tf32(self) -> bool:
+        return False  # OpenVINO's CPU plugin: no TF32
 
     def _check_io(self, model: Any) -> None:
         """The IR's I/O names and element types are the manifest's (a swapped .xml is caught by sha256 already;

@@ -41,7 +41,7 @@ from contract.errors import InputError
 from contract.io import INPUT_NAMES, OUTPUT_NAMES
 from contract.manifest import Manifest
 
-from ..base import LoadError, Runner
+from ..base import LoadError, NotRunnableHere, Runner
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -167,10 +167,9 @@ def gpu_info(device: int | None = None) -> dict[str, str | int]:
 
 
 def runnable_here(api: TensorRTAPI, manifest: Manifest, device: torch.device) -> str | None:
-    """None if an engine with this manifest can run on `device` here, else one line naming what is missing.
-
-    Checked in the order a user fixes them: the API module, a CUDA GPU, its compute capability, the version.
-    """
+    """None if an engine with this manifest can run on `device` here, else one line naming what this machine lacks
+    (NotRunnableHere: not a defect). Checked in the order a user fixes them: the API module, a CUDA GPU, its compute
+    capability. The version is `version_mismatch`'s."""
     missing = api.unavailable()
     if missing:
         return missing
@@ -203,7 +202,13 @@ def runnable_here(api: TensorRTAPI, manifest: Manifest, device: torch.device) ->
                 f"engine built on {gpu.get('name')} (compute capability {built}), this GPU is {name} ({here}): "
                 f"rebuild it here"
             )
-    built_version = str(extra.get("version", ""))
+    return None
+
+
+def version_mismatch(api: TensorRTAPI, manifest: Manifest) -> str | None:
+    """Why this engine cannot run with the installed API version (an engine runs only with the version that built
+    it), or None."""
+    built_version = str(manifest.extra.get("tensorrt", {}).get("version", ""))
     if built_version and built_version != api.version():
         return (
             f"engine built with {api.label} {built_version}, this is {api.label} {api.version()}; an engine runs "
@@ -233,7 +238,7 @@ class TensorRTEngine:
     ) -> None:
         reason = api.unavailable() or cuda_unavailable(f"a {api.label} engine")
         if reason:
-            raise LoadError(f"{path}: {reason}")
+            raise NotRunnableHere(f"{path}: {reason}")
         if TYPE_CHECKING:  # TensorRT-RTX mirrors TensorRT's API: both are checked against tensorrt-stubs
             import tensorrt as trt
         else:
@@ -380,7 +385,10 @@ class TensorRTRunner(Runner):
         wanted = torch.device(device if device is not None else manifest.device)
         reason = runnable_here(self.api, manifest, wanted)
         if reason:
-            raise LoadError(f"{path}: {reason}")
+            raise NotRunnableHere(f"{path}: {reason}")
+        mismatch = version_mismatch(self.api, manifest)
+        if mismatch:
+            raise LoadError(f"{path}: {mismatch}")
         super().__init__(path, manifest, device)
 
     def _load(self) -> None:
@@ -390,6 +398,10 @@ class TensorRTRunner(Runner):
 
     def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
         return self._engine.run(pixel_values, patch_positions)
+
+    def computes_tf32(self) -> bool:
+        """Decided when the engine was built (option tf32, recorded in the manifest), not by torch's flags."""
+        return self.dtype == torch.float32 and bool(self.manifest.extra.get("tensorrt", {}).get("tf32", False))
 
     def close(self) -> None:
         engine = getattr(self, "_engine", None)
