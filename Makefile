@@ -132,10 +132,11 @@ gpu-check-plan:
 	@PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) -m tools.gpu_check plan
 # Headers the C++ runner builds with, copied where a GPU machine without them can be given them (`carry` .gpu-deps).
 gpu-check-deps: $(STAMP)
-	mkdir -p .gpu-deps/include
-	cp -r "$$($(PY) -c 'import nlohmann_json; print(nlohmann_json.get_include())')/nlohmann" .gpu-deps/include/
-	cp -r /usr/include/openssl .gpu-deps/include/
-	cp /usr/include/x86_64-linux-gnu/openssl/*.h .gpu-deps/include/openssl/
+	@mkdir -p .gpu-deps/include
+	@cp -r "$$($(PY) -c 'import nlohmann_json; print(nlohmann_json.get_include())')/nlohmann" .gpu-deps/include/
+	@if [ -f /usr/include/openssl/evp.h ]; then cp -r /usr/include/openssl .gpu-deps/include/ && \
+		cp /usr/include/x86_64-linux-gnu/openssl/*.h .gpu-deps/include/openssl/ 2>/dev/null; \
+	else echo "note: no OpenSSL headers here (Debian: libssl-dev): .gpu-deps has nlohmann/json only"; fi
 
 # The same plan on the CPU (tiny checkpoint for every step), in a virtualenv with exactly the Python packages the lent
 # GPU machine has for this bundle (requirements-gpu-machine.txt), so a missing package, a wrong step argument or a
@@ -149,7 +150,7 @@ $(REHEARSAL_STAMP): requirements-gpu-machine.txt
 	$(PYTHON_BOOT) -m venv $(REHEARSAL_VENV)
 	$(REHEARSAL_PY) -m pip install --quiet --disable-pip-version-check -r requirements-gpu-machine.txt
 	touch $(REHEARSAL_STAMP)
-gpu-check-rehearsal: $(REHEARSAL_STAMP)
+gpu-check-rehearsal: $(REHEARSAL_STAMP) gpu-check-deps
 	PYTHONPATH=. $(REHEARSAL_PY) -m tools.gpu_check run --rehearsal --tier $(GPU_CHECK) --budget-s 100000 \
 		$(if $(RESULTS),--results $(RESULTS))
 

@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="target device (default cpu)")
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
     p.add_argument("--overwrite", action="store_true", help="replace existing artifacts (refused otherwise)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default 20; 22 for bf16)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 20, >= 18)")
     p.add_argument(
         "--option",
         action="append",

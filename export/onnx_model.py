@@ -1,7 +1,10 @@
 """Kind "onnx": an ONNX graph from `torch.onnx.export(..., dynamo=True)` with the profile's dynamic axes.
 
-- Opset 20 for fp32/fp16 graphs (GELU is a single Gelu node), 22 for bf16 (the first opset whose Conv accepts
-  bfloat16); `options["opset"]` overrides (>= 18).
+- Opset 20 for every precision (GELU is a single Gelu node; `options["opset"]` overrides, >= 18): the newest opset
+  every TensorRT 10 parser reads (onnx-tensorrt's operators.md: TensorRT 10.0/10.1 take opsets 9-20, 10.15 takes
+  9-24; TensorRT-RTX 1.7 here parses 20 and 22). A bf16 graph writes its patch embedding as a MatMul over the
+  flattened patches (`EncoderExport.patch_embedding("matmul")`): ONNX's Conv takes bfloat16 only from opset 22;
+  fp32/fp16 graphs keep the Conv.
 - The exporter's optimiser (onnxscript: constant folding, dead-code removal, function inlining) runs on every
   graph, then a last dead-node sweep; the graph uses only standard-domain ops and no local functions, so it stays
   parsable by TensorRT (`onnx_for_tensorrt` below is the entry point for the TensorRT builder).
@@ -40,9 +43,10 @@ from .trace import export_mode, export_program
 from .verify import verify_artifact
 from .wrapper import EncoderExport, load_wrapper
 
-OPSET = {"fp32": 20, "fp16": 20, "bf16": 22}
+OPSET = {"fp32": 20, "fp16": 20, "bf16": 20}
 MIN_OPSET = 18
-BF16_MIN_OPSET = 22
+# How each precision's graph writes the patch embedding (models.modeling.OneVisionEncoderEmbeddings.FORMS).
+PATCH_EMBEDDING = {"fp32": "conv3d", "fp16": "conv3d", "bf16": "matmul"}
 EXTERNAL_DATA_MIN_BYTES = 100 * 2**20
 BF16_NOT_RUN = (
     "not run: onnxruntime's CPU provider has no bfloat16 kernels (e.g. Conv); the graph was checked with "
@@ -68,8 +72,6 @@ def opset_for(precision: str, options: dict[str, Any]) -> int:
     opset = int(options.get("opset", OPSET[precision]))
     if opset < MIN_OPSET:
         raise ExportError(f"onnx: opset {opset} is too old: use >= {MIN_OPSET}")
-    if precision == "bf16" and opset < BF16_MIN_OPSET:
-        raise ExportError(f"onnx: a bf16 graph needs opset >= {BF16_MIN_OPSET} (Conv accepts bfloat16 from there)")
     return opset
 
 
@@ -166,8 +168,11 @@ def _metadata(request: BuildRequest, profile: ShapeProfile, precision: str, opse
     }
 
 
-def _convert(wrapper: EncoderExport, profile: ShapeProfile, opset: int, device: str) -> onnx.ModelProto:
-    program = export_program(wrapper, profile, device)
+def _convert(
+    wrapper: EncoderExport, profile: ShapeProfile, opset: int, device: str, precision: str
+) -> onnx.ModelProto:
+    with wrapper.patch_embedding(PATCH_EMBEDDING[precision]):
+        program = export_program(wrapper, profile, device)
     _quiet_exporter_logs()
     with export_mode():
         onnx_program = torch.onnx.export(
@@ -216,7 +221,7 @@ def write_onnx(
         meter.stage("load", f"{request.model_dir} as {precision}")
         wrapper = load_wrapper(request.model_dir, precision, request.output_layer)
     meter.stage("torch.onnx.export", f"opset {opset}, {describe(profile)}")
-    model = _convert(wrapper, profile, opset, "cpu")
+    model = _convert(wrapper, profile, opset, "cpu", precision)
     meter.stage("finalise", "dead-node sweep, dim names, metadata")
     removed = sweep_dead_nodes(model.graph)
     strip_debug_metadata(model.graph)

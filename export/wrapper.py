@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -25,7 +27,17 @@ class EncoderExport(nn.Module):
         self.num_layers = model.layers_for_output(output_layer)
         self.model = model
         self.model.set_attn_implementation("sdpa")
-        self.model.embeddings.export_as_conv3d = True
+        self.model.embeddings.form = "conv3d"
+
+    @contextmanager
+    def patch_embedding(self, form: str) -> Iterator[None]:
+        """Export with the patch embedding written as `form` (models.modeling.OneVisionEncoderEmbeddings.FORMS)."""
+        embeddings = self.model.embeddings
+        saved, embeddings.form = embeddings.form, form
+        try:
+            yield
+        finally:
+            embeddings.form = saved
 
     def forward(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
         last, _ = self.model.forward_intermediates(pixel_values, patch_positions, indices=[self.num_layers])

@@ -65,7 +65,24 @@ def sdpa_attention(
     return out.transpose(1, 2).contiguous(), None
 
 
+def flatten_patches(pixel_values: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, T*(H/p)*(W/p), C*p*p): each patch as one row, in token order (frame-major, then
+    row-major) and in the conv weight's own layout (channel, then row, then column within the patch)."""
+    b, c, t, h, w = pixel_values.shape
+    grid = pixel_values.reshape(b, c, t, h // patch, patch, w // patch, patch)
+    return grid.permute(0, 2, 3, 5, 1, 4, 6).reshape(b, -1, c * patch * patch)
+
+
 class OneVisionEncoderEmbeddings(nn.Module):
+    # How the patch embedding is written (the same weights, the same function):
+    # - "conv2d": the model's own, per frame (B*T, C, H, W);
+    # - "conv3d": a (1, p, p) Conv3d over (B, C, T, H, W): bit-identical on the CPU (checked full-size, fp32 and bf16)
+    #   and free of the B*T reshape that makes torch.export specialise T=1 (every exporter's default);
+    # - "matmul": each patch flattened (`flatten_patches`) times the weights as a (hidden, C*p*p) matrix: what ONNX
+    #   opsets before 22 can express in bf16 (Conv takes bf16 from opset 22 only, TensorRT 10.0's parser reads up
+    #   to opset 20), and what the packed entry point computes on its (N, C*p*p) patches.
+    FORMS = ("conv2d", "conv3d", "matmul")
+
     def __init__(self, config: OneVisionEncoderConfig) -> None:
         super().__init__()
         self.embed_dim = config.hidden_size
@@ -73,15 +90,19 @@ class OneVisionEncoderEmbeddings(nn.Module):
         self.patch_embedding = nn.Conv2d(
             config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size, bias=False
         )
-        # Exporters set this: the same weights as a (1, p, p) Conv3d over (B, C, T, H, W). Bit-identical on the CPU
-        # (checked full-size, fp32 and bf16) and free of the (B*T) reshape that makes torch.export specialise T=1.
-        self.export_as_conv3d = False
+        self.form = "conv2d"  # exporters set another (FORMS)
+
+    def embed_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """(..., C*p*p) flattened patches -> (..., hidden): the patch embedding as a matrix product."""
+        return nn.functional.linear(patches, self.patch_embedding.weight.flatten(1))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) or (B, C, T, H, W) -> (B, T*(H/p)*(W/p), hidden), frame-major then row-major."""
         if pixel_values.dim() == 4:
             pixel_values = pixel_values.unsqueeze(2)
-        if self.export_as_conv3d:
+        if self.form == "matmul":
+            return self.embed_patches(flatten_patches(pixel_values, self.patch_size))
+        if self.form == "conv3d":
             weight = self.patch_embedding.weight.unsqueeze(2)
             out = nn.functional.conv3d(pixel_values, weight, stride=(1, self.patch_size, self.patch_size))
             return out.permute(0, 2, 3, 4, 1).reshape(out.shape[0], -1, self.embed_dim)

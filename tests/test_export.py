@@ -22,6 +22,7 @@ import onnx
 import pytest
 import torch
 
+from contract.backends import BACKENDS
 from contract.manifest import ManifestError, file_sha256, read_manifest
 from contract.profiles import PROFILES, ProfileError, Range, ShapeProfile
 from export import BuildRequest, BuildResult, ExportError, build
@@ -267,11 +268,28 @@ def test_output_layer_minus_two_and_external_data(tiny_dir: Path, out_dir: Path)
 
 
 def test_onnx_bf16_is_built_and_checked_not_run(tiny_dir: Path, out_dir: Path) -> None:
+    """A bf16 graph is opset 20, like every precision's (the newest opset TensorRT 10.0's parser reads; it used to be
+    22, for Conv's bf16): its patch embedding is a MatMul over the flattened patches, no Conv."""
     result = build("onnx", request(tiny_dir, out_dir, "bf16"))
     model = onnx.load(str(result.path))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16
-    assert result.manifest.extra["opset"] >= 22 and result.manifest.extra["ort_verified"] is False
+    assert result.manifest.extra["opset"] == 20 and result.manifest.extra["ort_verified"] is False
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [20]
+    assert "Conv" not in result.manifest.extra["ops"] and result.manifest.extra["ops"]["MatMul"] >= 1
     assert "bfloat16" in result.manifest.build["verify"]["skipped"]
+
+
+def test_matmul_patch_embedding_is_the_conv(tiny_dir: Path) -> None:
+    """The three ways of writing the patch embedding compute the same function (fp32: rounding apart)."""
+    model = load_model(tiny_dir, torch.float32, "sdpa")
+    pv, _ = inputs_at((2, 3, 28, 42), torch.float32, 14, seed=5)
+    outs = {}
+    for form in ("conv2d", "conv3d", "matmul"):
+        model.embeddings.form = form
+        with torch.no_grad():
+            outs[form] = model.embeddings(pv)
+    assert torch.equal(outs["conv2d"], outs["conv3d"])
+    assert rel_l2(outs["matmul"], outs["conv2d"]) < 1e-6
 
 
 def test_onnx_for_tensorrt_covers_every_profile(tiny_dir: Path, tmp_path: Path) -> None:
@@ -299,8 +317,8 @@ def test_bad_requests_are_one_line_errors(tiny_dir: Path, out_dir: Path) -> None
         build("pt2", request(tiny_dir, out_dir, output_layer=5))
     with pytest.raises(ExportError, match="unknown artifact kind"):
         build("tflite", request(tiny_dir, out_dir))
-    with pytest.raises(ExportError, match="bf16 graph needs opset >= 22"):
-        build("onnx", BuildRequest(tiny_dir, "bf16", [PROFILE], out_dir / "x", options={"opset": 20}))
+    with pytest.raises(ExportError, match="opset 17 is too old: use >= 18"):
+        build("onnx", BuildRequest(tiny_dir, "bf16", [PROFILE], out_dir / "x", options={"opset": 17}))
     # A profile for another patch size would put a wrong geometry in the manifest the runtime checks inputs with.
     patch16 = ShapeProfile("patch-16", Range(1, 1, 2), Range(1, 1, 1), Range(16, 32, 64), Range(32, 32, 64), patch=16)
     with pytest.raises(ExportError, match=r"profile 'patch-16' is for 16-px patches, but .* has patch_size 14"):
@@ -338,38 +356,41 @@ def test_cli_errors_and_table(tiny_dir: Path, tmp_path: Path, capsys: pytest.Cap
 def test_cli_all_skips_what_this_machine_cannot_build(
     tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`export all --device cuda`: without a GPU the torch kinds are skipped saying so; with one they are built for
-    CUDA (this test runs on both kinds of machine: it used to skip where a GPU is present)."""
+    """`export all --device cuda`: every kind is either built or skipped with its reason, and the folder holds exactly
+    the built ones. Without a GPU the torch kinds are skipped saying so; with one they are built for CUDA; with
+    TensorRT installed the trt engine is built (the expected list used to leave it out: it failed on a machine with
+    TensorRT). TensorRT-RTX builds from the ONNX artifact just built (no second export)."""
     args = ["all", "--model", str(tiny_dir), "--profile", "test-small", "--device", "cuda", "--out", str(tmp_path)]
     assert main([*args, "--quiet"]) == 0
-    captured = capsys.readouterr()
-    torch_kinds = {
-        "pt2": "pt2-fp32-test-small.pt2",
-        "aoti": "aoti-fp32-test-small.pt2",
-        "torchscript": "torchscript-fp32-test-small.pt",
-    }
-    built = ["onnx-fp32-test-small.onnx"]
+    err = capsys.readouterr().err
+    skipped = {kind for kind in BACKENDS if f"skip {kind}: " in err}
+    expected = {artifact_name(kind, "fp32", [PROFILE]) for kind in BACKENDS if kind not in skipped}
+    assert sorted(p.name for p in tmp_path.glob("*-fp32-test-small.*") if p.suffix != ".json") == sorted(expected)
+    assert "onnx" not in skipped and "openvino" in skipped  # OpenVINO IRs are for OpenVINO's CPU device only
     if torch.cuda.is_available():
-        built += [name for kind, name in torch_kinds.items() if f"skip {kind}: " not in captured.err]
-        assert "pt2-fp32-test-small.pt2" in built, captured.err
+        assert "pt2" not in skipped, err
     else:
-        for kind in (*torch_kinds, "trt"):
-            assert f"skip {kind}: " in captured.err
-        assert "CUDA GPU" in captured.err
-    assert "skip trt: " in captured.err or (tmp_path / "trt-fp32-test-small.engine").is_file()
-    from runtime.backends.tensorrt import TRT_RTX
-
-    if TRT_RTX.unavailable() is None:  # TensorRT-RTX builds here too, from the ONNX artifact just built (no 2nd export)
-        built.append("trt-rtx-fp32-test-small.engine")
-    assert sorted(p.name for p in tmp_path.glob("*-fp32-test-small.*") if p.suffix != ".json") == sorted(built)
+        assert {"pt2", "aoti", "torchscript", "trt"} <= skipped and "CUDA GPU" in err
     onnx_manifest = read_manifest(tmp_path / "onnx-fp32-test-small.onnx")
-    for name in built:
+    for name in expected:
         manifest = read_manifest(tmp_path / name)
-        if name.endswith(".engine"):  # built from the ONNX artifact above, not verified against eager (no GPU run)
+        if name.endswith(".engine"):  # built from the ONNX artifact above; verified against eager only on a GPU
             assert manifest.extra["onnx"]["sha256"] == onnx_manifest.sha256 and manifest.extra["onnx"]["built"] is False
             continue
         assert manifest.device == "cuda" and manifest.build["verify"]["rel_l2"] <= REL_L2_FP32
         assert np.isfinite(manifest.build["verify"]["max_abs"])
+
+
+def test_cli_all_kinds_must_build(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`export all --kinds ...` names what must be built: a named kind this machine cannot build is an error (exit 1),
+    not a skip; an unknown name is a usage error."""
+    args = ["all", "--model", str(tiny_dir), "--profile", "test-small", "--out", str(tmp_path), "--quiet"]
+    assert main([*args, "--device", "cuda", "--kinds", "onnx,openvino"]) == 1
+    err = capsys.readouterr().err
+    assert "error: openvino: builds IRs for OpenVINO's CPU device only, not --device cuda" in err
+    assert (tmp_path / "onnx-fp32-test-small.onnx").is_file()
+    assert main([*args, "--kinds", "onnx,nope"]) == 2
+    assert "--kinds: unknown kind(s) nope" in capsys.readouterr().err
 
 
 def test_cli_all_keeps_up_to_date_artifacts(tiny_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

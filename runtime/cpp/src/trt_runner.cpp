@@ -48,15 +48,15 @@ ElementType from_trt(nvinfer1::DataType type) {
   }
 }
 
-void check_view(const TensorView& view, const char* name, ElementType expected) {
+void check_type(const TensorView& view, const char* name, ElementType expected) {
   if (view.type != expected)
     throw std::invalid_argument(std::string(name) + ": the engine takes " + element_name(expected) + ", got " +
                                 element_name(view.type));
-  if (reinterpret_cast<uintptr_t>(view.data) % kAlignment)
-    throw std::invalid_argument(std::string(name) + ": device pointer not 256-byte aligned");
 }
 
-// Device memory freed on scope exit (run_host).
+bool aligned(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % kAlignment == 0; }
+
+// Device memory freed on scope exit (run_host, staged inputs). cudaMalloc returns 256-byte aligned memory.
 struct DeviceBuffer {
   void* ptr = nullptr;
   explicit DeviceBuffer(size_t bytes) { check_cuda(cudaMalloc(&ptr, std::max<size_t>(bytes, 1)), "cudaMalloc"); }
@@ -64,6 +64,31 @@ struct DeviceBuffer {
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 };
+
+// Makes `device` current and restores the caller's device on scope exit (the runner never leaves it changed).
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    check_cuda(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (previous_ != device) check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~DeviceGuard() { cudaSetDevice(previous_); }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+// An input as TensorRT may read it: the caller's pointer when it is 256-byte aligned, else a copy into fresh
+// (aligned) device memory, enqueued on `producer` after whatever wrote the input (as the Python runner copies).
+TensorView staged(const TensorView& view, std::unique_ptr<DeviceBuffer>& holder, cudaStream_t producer) {
+  if (aligned(view.data)) return view;
+  holder = std::make_unique<DeviceBuffer>(view.nbytes());
+  check_cuda(cudaMemcpyAsync(holder->ptr, view.data, view.nbytes(), cudaMemcpyDeviceToDevice, producer),
+             "cudaMemcpyAsync");
+  return {holder->ptr, view.shape, view.type};
+}
 
 }  // namespace
 
@@ -82,7 +107,7 @@ TrtEngine::TrtEngine(const std::string& path, int device) : device_(device) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw std::runtime_error(path + ": cannot open the engine file");
   const std::vector<char> blob((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  const DeviceGuard guard(device_);
   runtime_.reset(nvinfer1::createInferRuntime(logger_));
   if (!runtime_) throw std::runtime_error("TensorRT: createInferRuntime failed");
   engine_.reset(runtime_->deserializeCudaEngine(blob.data(), blob.size()));
@@ -141,15 +166,18 @@ void TrtEngine::open_slot(Slot& slot, int profile) {
   slot.context = std::move(context);
 }
 
-TensorView TrtEngine::run(const TensorView& pixels, const TensorView& positions,
+TensorView TrtEngine::run(const TensorView& pixels_in, const TensorView& positions_in,
                           const std::function<void*(const Shape&)>& alloc, cudaStream_t producer) {
-  check_view(pixels, kPixels, tensor_type(kPixels));
-  check_view(positions, kPositions, tensor_type(kPositions));
-  const int k = profile_for(pixels, positions);
+  check_type(pixels_in, kPixels, tensor_type(kPixels));
+  check_type(positions_in, kPositions, tensor_type(kPositions));
+  const int k = profile_for(pixels_in, positions_in);
   Slot& slot = *slots_[k];
-  // Held until the work enqueued below has finished: the context's memory is in use until then.
+  // Held until the work enqueued below has finished: the context's memory (and any staged input) is in use until then.
   std::lock_guard<std::mutex> lock(slot.mutex);
-  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  const DeviceGuard guard(device_);
+  std::unique_ptr<DeviceBuffer> pixel_copy, position_copy;  // live until the engine has read them (synchronised below)
+  const TensorView pixels = staged(pixels_in, pixel_copy, producer);
+  const TensorView positions = staged(positions_in, position_copy, producer);
   open_slot(slot, k);
   // The inputs were written on `producer`: the profile's stream starts after that (recorded now, not earlier).
   if (producer != slot.stream) {
@@ -178,7 +206,7 @@ TensorView TrtEngine::run(const TensorView& pixels, const TensorView& positions,
 }
 
 Shape TrtEngine::run_host(const TensorView& pixels, const TensorView& positions, std::vector<uint8_t>& out) {
-  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  const DeviceGuard guard(device_);
   profile_for(pixels, positions);  // refuse before allocating
   DeviceBuffer d_pixels(pixels.nbytes()), d_positions(positions.nbytes());
   // Synchronous copies: the inputs are on the device before run() orders its stream after the legacy stream.

@@ -44,8 +44,9 @@ class TrtEngine {
   // The first optimisation profile containing both input shapes, or -1 if none does.
   int select_profile(const Shape& pixel_shape, const Shape& position_shape) const;
 
-  // Device views in (256-byte aligned, the engine's input types, written on stream `producer`); `alloc(shape)`
-  // returns device memory for the output. Returns the output view once the engine has written it. Throws
+  // Device views in (the engine's input types, written on stream `producer`; a view that is not 256-byte aligned is
+  // copied into aligned memory first); `alloc(shape)` returns device memory for the output (256-byte aligned). The
+  // caller's current CUDA device is restored on return. Returns the output view once the engine has written it. Throws
   // std::invalid_argument for inputs no profile covers or of the wrong type, std::runtime_error when TensorRT or
   // CUDA refuses.
   TensorView run(const TensorView& pixels, const TensorView& positions,
