@@ -168,9 +168,7 @@ def _metadata(request: BuildRequest, profile: ShapeProfile, precision: str, opse
     }
 
 
-def _convert(
-    wrapper: EncoderExport, profile: ShapeProfile, opset: int, device: str, precision: str
-) -> onnx.ModelProto:
+def _convert(wrapper: EncoderExport, profile: ShapeProfile, opset: int, device: str, precision: str) -> onnx.ModelProto:
     with wrapper.patch_embedding(PATCH_EMBEDDING[precision]):
         program = export_program(wrapper, profile, device)
     _quiet_exporter_logs()
