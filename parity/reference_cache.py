@@ -43,9 +43,12 @@ def device_context(device: torch.device) -> str:
 
 
 class ReferenceCache:
-    def __init__(self, folder: Path, weights_sha256: str, device: torch.device, model_dir: Path) -> None:
+    def __init__(
+        self, folder: Path, weights_sha256: str, device: torch.device, model_dir: Path, fp32_gemm: bool = False
+    ) -> None:
         self.folder = Path(folder) / weights_sha256[:16]
         self.context = {"torch": torch.__version__, "device": device_context(device), "code": code_sha256(model_dir)}
+        self.fp32_gemm = fp32_gemm  # bf16/fp16 references with fp32 GEMMs are entries of their own
         self._inputs: dict[str, str] = {}  # case.key -> sha256 of its tensors
         self.hits = 0
 
@@ -60,6 +63,8 @@ class ReferenceCache:
 
     def _path(self, case: CaseInput, layers: int, name: str) -> Path:
         data = {"input": self._input_hash(case), "layers": layers, "reference": name, **self.context}
+        if self.fp32_gemm and name.endswith(("-bf16", "-fp16")):
+            data["gemm"] = "fp32"
         key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
         return self.folder / f"{case.name}-{name}-{key}.safetensors"
 

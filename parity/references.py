@@ -233,8 +233,9 @@ class ReferenceBank:
 
     Memory-bound: a case whose attention would materialise more than `memory_budget` bytes runs a few samples at a
     time (outputs concatenated), and a case that does not fit even one sample at a time (or runs out of memory) is
-    recorded in `unsupported` with the reason, for that case alone. `limited`: reference name -> (case names it is
-    computed for, why the others are left out); `cache`: references kept on disk between runs.
+    recorded in `unsupported` with the reason, for that case alone. `cache`: references kept on disk between runs.
+    `fp32_gemm`: bf16/fp16 references run their linear layers as fp32 GEMMs (`models.eager.fp32_gemm_linears`: a
+    CPU without native bf16).
     """
 
     def __init__(
@@ -244,7 +245,7 @@ class ReferenceBank:
         num_hidden_layers: int,
         cache: ReferenceCache | None = None,
         memory_budget: int | None = None,
-        limited: dict[str, tuple[set[str], str]] | None = None,
+        fp32_gemm: bool = False,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.device = device
@@ -256,14 +257,14 @@ class ReferenceBank:
         self.remote_class: str | None = None
         self.cache = cache
         self.memory_budget = memory_budget if memory_budget is not None else default_memory_budget(device)
-        self.limited = limited or {}
+        self.fp32_gemm = fp32_gemm
         config = json.loads((self.model_dir / "config.json").read_text())
         self.heads = int(config["num_attention_heads"])
 
     # -- models -------------------------------------------------------------------------------------------------
     def _local(self, spec: RefSpec) -> EagerRunner:
         attn = "sdpa" if spec.attention == "sdpa" else "eager"
-        return EagerRunner.load(self.model_dir, spec.dtype, attn, self.device)
+        return EagerRunner.load(self.model_dir, spec.dtype, attn, self.device, fp32_gemm=self.fp32_gemm)
 
     def _remote(self, spec: RefSpec) -> _RemoteModel:
         if not has_remote_code(self.model_dir):
@@ -283,11 +284,6 @@ class ReferenceBank:
         return _Runner(spec, self.device, self.total_layers, local=self._local(spec))
 
     # -- one reference, one case ----------------------------------------------------------------------------------
-    def _skip_reason(self, run: _Runner, case: CaseInput, name: str) -> str | None:
-        allowed = self.limited.get(name)
-        if allowed is not None and case.name not in allowed[0]:
-            return allowed[1]
-        return run.unsupported(case)
 
     def _chunked(self, run: _Runner, case: CaseInput, layers: int) -> torch.Tensor:
         """The reference for every sample of `case`, as many samples per call as the memory budget allows (halved
@@ -315,7 +311,7 @@ class ReferenceBank:
 
     def _one(self, run: _Runner, case: CaseInput, layers: int) -> None:
         name = run.spec.name
-        why = self._skip_reason(run, case, name)
+        why = run.unsupported(case)
         if why:
             self.unsupported[(case.key, name)] = why
             return
@@ -360,9 +356,6 @@ class ReferenceBank:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
     def _from_cache(self, case: CaseInput, layers: int, name: str, progress: Callable[[str], None] | None) -> bool:
-        allowed = self.limited.get(name)
-        if allowed is not None and case.name not in allowed[0]:
-            return False
         assert self.cache is not None
         cached = self.cache.get(case, layers, name)
         if cached is None:

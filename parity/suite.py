@@ -98,8 +98,9 @@ class SuiteConfig:
     replay: list[CaseInput] | None = None  # --replay: run these saved inputs instead of generating cases
     reference_cache: Path | None = None  # references kept on disk between runs (parity/reference_cache.py)
     reference_memory_gib: float | None = None  # memory a reference computation may take (None: the device's default)
-    # reference name -> (the case names it is computed for, why not the others): a CPU without native bf16
-    limited_references: dict[str, tuple[set[str], str]] = field(default_factory=dict)
+    # bf16/fp16 references run their linear layers as fp32 GEMMs (models.eager.fp32_gemm_linears): a CPU without
+    # native bf16, where ATen's own bf16 GEMM is ~25x slower
+    fp32_gemm_references: bool = False
     progress: bool = True
     log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
 
@@ -191,9 +192,10 @@ def _compute_references(
 ) -> ReferenceBank:
     """The golden, each artifact precision's calibration and the shown references, one model at a time (read back
     from the cache when there), then every reference's own distance to the golden."""
-    cache = ReferenceCache(cfg.reference_cache, sha, cfg.device, cfg.model_dir) if cfg.reference_cache else None
+    gemm = cfg.fp32_gemm_references
+    cache = ReferenceCache(cfg.reference_cache, sha, cfg.device, cfg.model_dir, gemm) if cfg.reference_cache else None
     budget = int(cfg.reference_memory_gib * 2**30) if cfg.reference_memory_gib else None
-    bank = ReferenceBank(cfg.model_dir, cfg.device, config.num_hidden_layers, cache, budget, cfg.limited_references)
+    bank = ReferenceBank(cfg.model_dir, cfg.device, config.num_hidden_layers, cache, budget, gemm)
     precisions = sorted({a.precision for a in artifacts if plan.get(a.name)})
     needed = [GOLDEN, *dict.fromkeys([calibration_name(p) for p in precisions] + list(cfg.references))]
     jobs = list({(c.key, a.num_layers): (c, a.num_layers) for a in artifacts for c in plan.get(a.name, [])}.values())
