@@ -18,7 +18,9 @@ Every failure becomes a reason and one line, never an exception out of `decode_i
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,7 +142,17 @@ def init_worker(config: DecodeConfig) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
     _WORKER_CONFIG[:] = [config]
+    threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
     processor_for(config.processor_dir)
+
+
+def _exit_with_parent() -> None:
+    """Wait for the parent process to end, then end this worker: a parent killed hard (SIGKILL, os._exit) leaves no
+    worker behind, blocked forever on its task queue."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+        os._exit(0)
 
 
 def decode_in_worker(index: int, item: Item) -> Decoded:

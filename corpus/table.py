@@ -46,6 +46,7 @@ FEATURES = {
     "fp16": ("float16", "float16"),
     "bf16": ("bfloat16", "uint16-bfloat16-bits"),
 }
+NUMPY_TYPES = {"fp32": np.float32, "fp16": np.float16, "bf16": np.uint16}
 ARROW_TYPES = {"fp32": pa.float32(), "fp16": pa.float16(), "bf16": pa.uint16()}
 LAYOUT = "features: (tokens, hidden) row-major; positions: (tokens, 3) [t, h, w] row-major; shape: (T, H, W)"
 
@@ -59,10 +60,11 @@ def storage_values(features: torch.Tensor, precision: str) -> np.ndarray:
 
 
 def stored_features(values: Any, tokens: int, hidden: int, precision: str) -> torch.Tensor:
-    """The inverse of `storage_values` for one row: stored values -> (tokens, hidden) tensor of that precision."""
-    array = np.asarray(values)
+    """The inverse of `storage_values` for one row (a pyarrow list value, its numpy or Python list form): stored
+    values -> (tokens, hidden) tensor of that precision."""
+    array = np.asarray(values, dtype=NUMPY_TYPES[precision])
     if precision == "bf16":
-        return torch.from_numpy(array.astype(np.uint16).view(np.int16).copy()).view(torch.bfloat16).view(tokens, hidden)
+        return torch.from_numpy(array.view(np.int16).copy()).view(torch.bfloat16).view(tokens, hidden)
     return torch.from_numpy(array.copy()).view(tokens, hidden)
 
 
