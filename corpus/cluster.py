@@ -16,6 +16,7 @@ actors get GPUs (`gpus_per_actor`), else the artifact's own device.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -76,9 +77,8 @@ def init_ray(address: str | None, cpus: int | None) -> bool:
 
     if ray.is_initialized():
         return False
-    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "warning"}
     if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, **quiet)  # type: ignore[arg-type]
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return True
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # The local instance's workers inherit this environment: the bundle on their PYTHONPATH (cheaper than a
@@ -86,7 +86,13 @@ def init_ray(address: str | None, cpus: int | None) -> bool:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if BUNDLE_ROOT not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([BUNDLE_ROOT, *paths])
-    ray.init(num_cpus=cpus, _node_ip_address="127.0.0.1", **quiet)  # type: ignore[arg-type]  # loopback only
+    ray.init(
+        num_cpus=cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",  # a local instance listens on loopback only
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
     return True
 
 
@@ -111,12 +117,12 @@ def run_on_ray(
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         device = plan.options.device or ("cuda" if gpus_per_actor > 0 else None)
         rows = shard_rows(plan, todo)
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+        dataset: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
         # Decode tasks ask for the memory they hold. Besides being true, it keeps them tasks: Ray Data fuses
         # a task map into the following actor map when their resources are equal, which would decode inside the
         # actors, one shard after the other, with no overlap.
         dataset = dataset.map(
-            decode_shard, fn_kwargs={"config": plan.decode}, num_cpus=1, memory=decode_task_memory(plan)
+            functools.partial(decode_shard, config=plan.decode), num_cpus=1, memory=decode_task_memory(plan)
         )
         dataset = dataset.map_batches(
             ShardEmbedder,
