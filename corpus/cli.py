@@ -24,6 +24,7 @@ from runtime.media import MODES
 
 from .job import JobError
 from .plan import OptionError, Options, Plan, prepare
+from .shards import RunFailed
 from .sources import SourceError
 from .summary import Progress, summary_lines
 from .table import FEATURES
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished shards are kept; run the same command again to finish", file=sys.stderr)
         return 130

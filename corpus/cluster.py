@@ -29,7 +29,7 @@ import numpy as np
 
 from .decode import DecodeConfig, decode_with
 from .plan import Plan
-from .shards import ShardOutput, crash_hook, finish_shard
+from .shards import RunFailed, ShardOutput, crash_hook, finish_shard
 from .sources import Item
 from .summary import Progress
 
@@ -100,6 +100,25 @@ def shard_rows(plan: Plan, todo: list[int]) -> list[dict[str, Any]]:
     return [{"shard": k, "items": json.dumps([[i, asdict(plan.items[i])] for i in plan.ranges[k]])} for k in todo]
 
 
+def record_shards(plan: Plan, dataset: Any, progress: Progress) -> str:
+    """Run the pipeline, recording each shard in the index as its actor finishes it; the engine that ran."""
+    engine = ""
+    try:
+        for written, row in enumerate(dataset.iter_rows(), start=1):
+            info = json.loads(row["info"])
+            crash_hook(written)
+            plan.index.record(int(row["shard"]), info)
+            progress.update(info)
+            engine = info.get("engine", engine)
+    except Exception as exc:  # Ray's errors carry remote tracebacks: one line here, the rest in Ray's logs
+        lines = str(exc).strip().splitlines() or [""]
+        raise RunFailed(
+            f"the Ray pipeline failed ({type(exc).__name__}: {lines[0][:300]}); finished shards are kept, run the "
+            "same command again to resume"
+        ) from exc
+    return engine
+
+
 def run_on_ray(
     plan: Plan, progress: Progress, *, address: str | None, actors: int, gpus_per_actor: float, cpus: int | None
 ) -> dict[str, Any]:
@@ -136,13 +155,7 @@ def run_on_ray(
             num_gpus=gpus_per_actor,
             num_cpus=1,
         )
-        engine = ""
-        for written, row in enumerate(dataset.iter_rows(), start=1):
-            info = json.loads(row["info"])
-            crash_hook(written)
-            plan.index.record(int(row["shard"]), info)
-            progress.update(info)
-            engine = info.get("engine", engine)
+        engine = record_shards(plan, dataset, progress)
     finally:
         if started:
             ray.shutdown()

@@ -8,28 +8,34 @@ on every run). `workers=0` decodes in this process (no overlap; for debugging).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import runtime
 
 from .decode import Decoded, decode_in_worker, decode_with, init_worker
 from .plan import Plan
-from .shards import crash_hook, finish_shard
+from .shards import RunFailed, crash_hook, finish_shard
 from .summary import Progress
 
 AHEAD = 2  # shards decoded ahead of the one being embedded
 
 
-def decoded_inline(plan: Plan, todo: list[int]) -> Iterator[tuple[int, list[Decoded]]]:
+class WorkerDied(RunFailed):
+    """A decode worker process died (a crash inside a decoder library); the finished shards are kept."""
+
+
+def decoded_inline(plan: Plan, todo: list[int]) -> Generator[tuple[int, list[Decoded]], None, None]:
     for shard in todo:
         yield shard, [decode_with(plan.decode, i, plan.items[i]) for i in plan.ranges[shard]]
 
 
-def decoded_in_pool(plan: Plan, todo: list[int], workers: int) -> Iterator[tuple[int, list[Decoded]]]:
+def decoded_in_pool(plan: Plan, todo: list[int], workers: int) -> Generator[tuple[int, list[Decoded]], None, None]:
     """(shard, its decoded items in order) for each shard of `todo`, decoded `AHEAD` shards ahead by the pool."""
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(plan.decode,))
@@ -45,7 +51,14 @@ def decoded_in_pool(plan: Plan, todo: list[int], workers: int) -> Iterator[tuple
             nxt = next(following, None)
             if nxt is not None:
                 queue.append(submit(nxt))
-            yield shard, [f.result() for f in futures]
+            try:
+                decoded = [f.result() for f in futures]
+            except BrokenProcessPool as exc:
+                raise WorkerDied(
+                    f"a decode worker process died while decoding shard {shard} ({exc}); finished shards are kept, "
+                    "and a file of that shard crashes its decoder: find it with --workers 0, or leave it out"
+                ) from None
+            yield shard, decoded
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -59,12 +72,10 @@ def run_local(plan: Plan, workers: int, progress: Progress) -> dict[str, Any]:
     runner = runtime.load(plan.artifact, device=plan.options.device, verify=False)
     engine = f"{runner.kind} ({runner.provider}) on {runner.device}"
     stream = decoded_in_pool(plan, todo, workers) if workers > 0 else decoded_inline(plan, todo)
-    try:
+    with runner, contextlib.closing(stream):  # the pool shut down and the runner closed, however this ends
         for written, (shard, decoded) in enumerate(stream, start=1):
             info = finish_shard(runner, plan.output, shard, decoded)
             crash_hook(written)
             plan.index.record(shard, info)
             progress.update(info)
-    finally:
-        runner.close()
     return {"where": "single machine", "engine": engine, "workers": workers}

@@ -23,6 +23,11 @@ from .table import shard_table, write_atomically
 CRASH_AFTER = "ONEVISION_CORPUS_CRASH_AFTER_SHARDS"
 
 
+class RunFailed(RuntimeError):
+    """The run stopped on something other than an input (a worker process died, the Ray pipeline failed); the
+    finished shards are kept. One line."""
+
+
 @dataclass(frozen=True)
 class ShardOutput:
     """Where and how shards are written (picklable: it travels to Ray actors)."""
