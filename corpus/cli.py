@@ -23,6 +23,7 @@ from runtime import LoadError
 from runtime.media import MODES
 
 from .job import JobError
+from .local import DecodePool, run_local
 from .plan import OptionError, Options, Plan, prepare
 from .shards import RunFailed
 from .sources import SourceError
@@ -80,7 +81,7 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(**{name: getattr(args, name) for name in names})
 
 
-def execute(plan: Plan, args: argparse.Namespace, progress: Progress) -> dict[str, object]:
+def execute(plan: Plan, args: argparse.Namespace, pool: DecodePool | None, progress: Progress) -> dict[str, object]:
     if args.ray:
         from .cluster import run_on_ray
 
@@ -92,9 +93,7 @@ def execute(plan: Plan, args: argparse.Namespace, progress: Progress) -> dict[st
             gpus_per_actor=args.ray_gpus_per_actor,
             cpus=args.ray_cpus,
         )
-    from .local import run_local
-
-    return run_local(plan, args.workers, progress)
+    return run_local(plan, pool, progress)
 
 
 @contextlib.contextmanager
@@ -116,11 +115,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --ray needs ray[data], not importable here ({exc}); make venv installs it", file=sys.stderr)
             return 2
     try:
-        plan = prepare(options_from(args))
-        for note in plan.notes:
-            print(f"note: {note}", file=sys.stderr)
-        with progress_bar(plan.todo_items(), not args.no_progress) as progress:
-            ran = execute(plan, args, progress)
+        with contextlib.ExitStack() as stack:
+            pools: list[DecodePool] = []
+
+            def start_decoding() -> None:  # decode workers import while this process checks the artifact
+                if args.workers > 0 and not args.ray:
+                    pools.append(stack.enter_context(DecodePool(args.workers)))
+
+            plan = prepare(options_from(args), start_decoding)
+            for note in plan.notes:
+                print(f"note: {note}", file=sys.stderr)
+            with progress_bar(plan.todo_items(), not args.no_progress) as progress:
+                ran = execute(plan, args, pools[0] if pools else None, progress)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -132,18 +132,16 @@ def decode_with(config: DecodeConfig, index: int, item: Item) -> Decoded:
 
 # -- worker processes (concurrent.futures, spawn) ----------------------------------------------------------------
 
-_WORKER_CONFIG: list[DecodeConfig] = []
 
-
-def init_worker(config: DecodeConfig) -> None:
-    """Process-pool initializer: one decoding thread per worker process, the processor loaded once."""
+def init_worker() -> None:
+    """Process-pool initializer: one decoding thread per worker process, exit with the parent, and the imports a
+    decode needs done now (the pool starts while the main process prepares; the processor itself is loaded by the
+    first task, once per process: `processor_for`)."""
     import torch
+    from transformers import AutoImageProcessor  # noqa: F401  (what load_processor imports)
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
-    _WORKER_CONFIG[:] = [config]
     threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
-    processor_for(config.processor_dir)
 
 
 def _exit_with_parent() -> None:
@@ -153,7 +151,3 @@ def _exit_with_parent() -> None:
     if parent is not None:
         parent.join()
         os._exit(0)
-
-
-def decode_in_worker(index: int, item: Item) -> Decoded:
-    return decode_with(_WORKER_CONFIG[0], index, item)

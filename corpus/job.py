@@ -85,12 +85,13 @@ def _ours(path: Path) -> bool:
 class Index:
     """The output folder's record of finished shards (see the module docstring)."""
 
-    def __init__(self, out: Path, job: JobSpec, shards: int, done: dict[str, dict[str, Any]]):
-        self.out, self.job, self.shards, self.done = out, job, shards, done
+    def __init__(self, out: Path, job: JobSpec, shards: int, done: dict[str, dict[str, Any]], resumed: bool):
+        self.out, self.job, self.shards, self.done, self.resumed = out, job, shards, done, resumed
 
     @classmethod
     def open(cls, out: Path, job: JobSpec, shards: int, overwrite: bool = False) -> Index:
-        """The index of OUT for this job: created, resumed, or refused (see the module docstring)."""
+        """The index of OUT for this job, resumed or new, or refused (see the module docstring). Writes nothing:
+        `start` does, once the run is sure to go ahead."""
         path = out / INDEX
         if out.exists() and not out.is_dir():
             raise JobError(f"{out}: exists and is not a folder (OUT is the output folder)")
@@ -103,14 +104,18 @@ class Index:
                     "or choose another OUT"
                 )
             if not overwrite:
-                return cls(out, job, shards, dict(stored.get("done", {})))
-            cls.clear(out)
+                return cls(out, job, shards, dict(stored.get("done", {})), resumed=True)
         elif out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith(".")):
             raise JobError(f"{out}: not empty and holds no corpus index ({INDEX}); choose an empty or new folder")
-        out.mkdir(parents=True, exist_ok=True)
-        index = cls(out, job, shards, {})
-        index.save()
-        return index
+        return cls(out, job, shards, {}, resumed=False)
+
+    def start(self) -> None:
+        """A new job (or --overwrite): clear what a job wrote in OUT, create it, write the empty index."""
+        if not self.resumed:
+            if self.out.is_dir():
+                self.clear(self.out)
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.save()
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:

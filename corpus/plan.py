@@ -4,6 +4,7 @@ shards and the output folder's index."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from contract.manifest import Manifest, file_sha256, read_manifest
 from contract.profiles import ShapeProfile
 from runtime.embed import MediaSettings, fit_to_profile, processor_dir, timeline_of
-from runtime.media import MODES, PREPROCESSOR_FILE, load_processor
+from runtime.media import MODES, PREPROCESSOR_FILE, MediaError, load_processor
 
 from .decode import DecodeConfig
 from .job import Index, JobSpec, shard_ranges
@@ -102,15 +103,16 @@ def job_spec(options: Options, items: list[Item], manifest: Manifest, preprocess
     )
 
 
-def prepare(options: Options) -> Plan:
-    """Check the options, the artifact (every file against its manifest) and INPUT; open or resume OUT."""
+def prepare(options: Options, start_decoding: Callable[[], object] = lambda: None) -> Plan:
+    """Check the options, INPUT, OUT (resumed, new, or refused), the artifact (every file against its manifest) and
+    the processor; then create OUT if new. Nothing is written before every check passed. `start_decoding` is
+    called as soon as OUT is known to have work, before the slow checks (hashing the artifact, loading the
+    processor), so that decode workers start meanwhile."""
     check_options(options)
-    manifest = read_manifest(options.artifact, verify=True)
-    profile = ShapeProfile.from_dict(manifest.profile)
+    manifest = read_manifest(options.artifact, verify=False)  # the JSON; every file is checked below
     preprocessor = processor_dir(options.model, None, dict(manifest.source))
-    processor = load_processor(preprocessor)
-    settings = MediaSettings(**media_options(options), timeline=timeline_of(dict(manifest.source).get("config") or {}))
-    fitted, notes = fit_to_profile(settings, processor, profile)
+    if not (preprocessor / PREPROCESSOR_FILE).is_file():
+        raise MediaError(f"{preprocessor}: no {PREPROCESSOR_FILE} (the checkpoint's image processor settings)")
     items = list_items(
         options.input,
         path_column=options.path_column,
@@ -122,6 +124,13 @@ def prepare(options: Options) -> Plan:
     job = job_spec(options, items, manifest, preprocessor)
     ranges = shard_ranges(len(items), options.shard_size)
     index = Index.open(Path(options.out), job, len(ranges), overwrite=options.overwrite)
+    if index.todo():
+        start_decoding()
+    read_manifest(options.artifact, verify=True)
+    profile = ShapeProfile.from_dict(manifest.profile)
+    settings = MediaSettings(**media_options(options), timeline=timeline_of(dict(manifest.source).get("config") or {}))
+    fitted, notes = fit_to_profile(settings, load_processor(preprocessor), profile)
+    index.start()
     metadata = schema_metadata(options.features, manifest.sha256, job.to_dict())
     return Plan(
         options=options,

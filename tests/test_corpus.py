@@ -27,9 +27,12 @@ import runtime
 from contract.errors import InputError
 from contract.manifest import read_manifest
 from corpus import cli, stored_features
+from corpus.batching import embed_items, plan_batches
+from corpus.decode import DecodeConfig, decode_item
 from corpus.job import INDEX
 from corpus.sample import expected_errors, write_sample
 from corpus.shards import CRASH_AFTER
+from corpus.sources import Item
 from runtime.embed import MediaSettings, embed_inputs, fit_to_profile
 from runtime.media import load_processor, load_selection
 from runtime.positions import frame_timeline
@@ -192,6 +195,26 @@ def test_features_equal_runtime_load_on_the_same_input(
                 torch.testing.assert_close(features_of(r), alone, rtol=1e-5, atol=1e-5)  # another batch: rounding
             batched += len(members) > 1
     assert batched >= 5  # equal shapes did share calls
+
+
+def test_batches_group_equal_shapes_in_order() -> None:
+    assert plan_batches(["a", "b", "a", "a", "b", "a", "a"], 2) == [[0, 2], [3, 5], [6], [1, 4]]
+
+
+def test_a_refused_call_is_retried_item_by_item(
+    sample: Path, runner: runtime.Runner, processor: object, tiny_dir: Path
+) -> None:
+    """Two items the profile refuses share a call with each other: each becomes its own `profile` row, and the
+    items of another shape still share theirs."""
+    config = DecodeConfig(str(tiny_dir), fitted(processor, runner, mode=MODE), 2**30)
+    files = ["odd/small-16px.png", "images/rocket-96x96.jpg", "odd/small-16px.png", "images/coffee-96x96.png"]
+    decoded = [decode_item(i, Item(f, str(sample / f)), processor, config) for i, f in enumerate(files)]
+    assert decoded[0].shape == decoded[2].shape == (1, 14, 14)
+    results = embed_items(runner, decoded)
+    assert [r.reason for r in results] == ["profile", "", "profile", ""]
+    assert results[0].error == results[2].error and "width 14 outside profile 'test-small'" in results[0].error
+    assert [r.call for r in results] == [-1, 3, -1, 3]  # calls 0 (both), 1 and 2 (each alone) refused; 3: the pair
+    assert results[1].batch_size == results[3].batch_size == 2
 
 
 # -- nothing lost: a run killed part-way and run again ------------------------------------------------------------
