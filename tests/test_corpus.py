@@ -370,3 +370,15 @@ def test_mistakes_are_one_error_line(
     (tmp_path / "busy" / "notes.txt").write_text("mine\n")
     assert "not empty and holds no corpus index" in refused(corpus_argv(sample, tmp_path / "busy", artifact, tiny_dir))
     assert not out.exists()  # nothing was started by any of them
+
+
+def test_corpus_imports_only_runtime_and_contract() -> None:
+    """corpus sits downstream of runtime like a service: no models, export, parity, benchmarks or serving."""
+    from tests.test_import_cycles import bundle_modules, import_graph
+
+    graph = import_graph(bundle_modules())
+    corpus_modules = [name for name in graph if name.split(".")[0] == "corpus"]
+    assert len(corpus_modules) >= 10
+    for name in corpus_modules:
+        outside = {dep for dep in graph[name] if dep.split(".")[0] not in ("corpus", "runtime", "contract")}
+        assert not outside, f"{name} imports {sorted(outside)}"
