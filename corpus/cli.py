@@ -76,6 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_run_args(args: argparse.Namespace) -> None:
+    """Where-it-runs options (the job's own are checked by plan.check_options)."""
+    bad = [
+        f"{flag} must be {rule}, got {value}"
+        for flag, value, ok, rule in (
+            ("--workers", args.workers, args.workers >= 0, ">= 0"),
+            ("--ray-actors", args.ray_actors, args.ray_actors >= 1, ">= 1"),
+            ("--ray-gpus-per-actor", args.ray_gpus_per_actor, args.ray_gpus_per_actor >= 0, ">= 0"),
+            ("--ray-cpus", args.ray_cpus, args.ray_cpus is None or args.ray_cpus >= 1, ">= 1"),
+        )
+        if not ok
+    ]
+    if bad:
+        raise OptionError("; ".join(bad))
+
+
 def options_from(args: argparse.Namespace) -> Options:
     names = [name for name in Options.__dataclass_fields__ if hasattr(args, name)]
     return Options(**{name: getattr(args, name) for name in names})
@@ -115,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --ray needs ray[data], not importable here ({exc}); make venv installs it", file=sys.stderr)
             return 2
     try:
+        check_run_args(args)
         with contextlib.ExitStack() as stack:
             pools: list[DecodePool] = []
 

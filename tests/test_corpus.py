@@ -366,6 +366,8 @@ def test_mistakes_are_one_error_line(
     assert "--selection-column needs --mode codec" in refused(
         corpus_argv(csv, out, artifact, tiny_dir, "--selection-column", "label")
     )
+    actors = corpus_argv(sample, out, artifact, tiny_dir, "--ray-actors", "0")
+    assert "--ray-actors must be >= 1, got 0" in refused(actors)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine\n")
     assert "not empty and holds no corpus index" in refused(corpus_argv(sample, tmp_path / "busy", artifact, tiny_dir))
