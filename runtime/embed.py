@@ -269,6 +269,20 @@ def run(args: argparse.Namespace) -> int:
         tensors = {"last_hidden_state": features, "patch_positions": inputs.patch_positions.contiguous()}
         save_file(tensors, str(out_path), metadata=meta)
 
+    print_summary(args, inputs, meta, (shape, mean, std), elapsed, time.perf_counter() - started)
+    return 0
+
+
+def print_summary(
+    args: argparse.Namespace,
+    inputs: MediaInputs,
+    meta: dict[str, str],
+    stats: tuple[tuple[int, ...], float, float],
+    elapsed: float,
+    total: float,
+) -> None:
+    """The command's report: source, inputs, frames or codec selection, engine, features (shape, mean, std), sha256."""
+    shape, mean, std = stats
     frames = inputs.details.get("frame_indices")
     print(f"source      {args.file}  ({inputs.kind}, mode {inputs.mode})")
     pv_shape, pos_shape = tuple(inputs.pixel_values.shape), tuple(inputs.patch_positions.shape)
@@ -282,10 +296,8 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"engine      {meta['engine']}  {meta.get('artifact') or meta.get('checkpoint')}")
     print(f"features    {shape}  mean {mean:+.6f}  std {std:.6f}")
-    print(f"sha256      {checksum}")
-    total = time.perf_counter() - started
+    print(f"sha256      {meta['checksum_sha256']}")
     print(f"time        {elapsed:.2f} s run, {total:.2f} s total" + (f"  -> {args.out}" if args.out else ""))
-    return 0
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
