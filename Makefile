@@ -25,7 +25,7 @@ EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
 	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-torchscript export-openvino parity bench \
 	bench-quick runtime-cpp gpu-check gpu-check-plan gpu-check-rehearsal gpu-check-deps rehearsal-venv serve \
-	serve-repository serve-load
+	serve-repository serve-load embed-corpus
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-serving.txt Makefile  # Makefile: the --no-deps pins below
@@ -108,6 +108,35 @@ serve-repository: $(STAMP)
 serve-load: $(STAMP)
 	$(PY) -m serving.load --url 127.0.0.1:$(HTTP_PORT) --metrics http://127.0.0.1:$(METRICS_PORT)/metrics \
 		--artifact $(ARTIFACT)
+
+# Embedding a corpus (corpus/): every image/video of INPUT (a folder, a text file of paths, a .parquet/.csv manifest)
+# through ARTIFACT into Parquet shards in OUT, with MODEL's preprocessor_config.json (default: the checkpoint the
+# artifact was exported from). Resumable: run it again after a crash. RAY=1 runs on Ray Data (RAY_ADDRESS= a cluster,
+# else a local instance); FEATURES=fp32|fp16|bf16 (stored precision), MODE=crop|native|codec, FRAMES=, POOLED=1,
+# SHARD_SIZE=, WORKERS= (decode processes), RAY_ACTORS=, RAY_GPUS_PER_ACTOR=, OVERWRITE=1, CORPUS_ARGS= (any other
+# option of `python -m corpus --help`). OUT has no default here (the export targets' default, artifacts/, is not it).
+INPUT ?=
+FEATURES ?= fp32
+MODE ?= crop
+FRAMES ?=
+POOLED ?=
+SHARD_SIZE ?= 64
+WORKERS ?=
+OVERWRITE ?=
+RAY ?=
+RAY_ADDRESS ?=
+RAY_ACTORS ?= 1
+RAY_GPUS_PER_ACTOR ?= 0
+CORPUS_ARGS ?=
+embed-corpus: $(STAMP)
+	$(if $(INPUT),,$(error embed-corpus needs INPUT=folder|paths.txt|manifest.parquet|manifest.csv))
+	$(if $(filter command line environment environment override,$(origin OUT)),,$(error embed-corpus needs OUT=folder))
+	$(if $(ARTIFACT),,$(error embed-corpus needs ARTIFACT=path/to/artifact (any kind runtime.load opens)))
+	$(PY) -m corpus $(INPUT) --out $(OUT) --artifact $(ARTIFACT) $(if $(MODEL),--model $(MODEL)) --mode $(MODE) \
+		--features $(FEATURES) --shard-size $(SHARD_SIZE) $(if $(FRAMES),--frames $(FRAMES)) $(if $(POOLED),--pooled) \
+		$(if $(WORKERS),--workers $(WORKERS)) $(if $(OVERWRITE),--overwrite) $(if $(DEVICE),--device $(DEVICE)) \
+		$(if $(RAY),--ray --ray-actors $(RAY_ACTORS) --ray-gpus-per-actor $(RAY_GPUS_PER_ACTOR)) \
+		$(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS)) $(CORPUS_ARGS)
 
 # C++ runtime (runtime/cpp/): library + command-line runner against the libtorch inside the torch wheel, nlohmann/json
 # from the nlohmann-json wheel (requirements.txt) and OpenSSL's libcrypto (Debian: libssl-dev).

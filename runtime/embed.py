@@ -20,6 +20,10 @@ processor's crop if the profile allows it, else to the largest square the profil
 video-16x224, 112 for test-small); native mode caps each side at the profile's max; `--frames` defaults to the
 profile's opt frames when the profile takes clips; codec mode fills the profile's opt number of canvases. An input
 the artifact still cannot take is refused with the runtime's one-line InputError.
+
+The same path in code, for callers that embed many files (`corpus/`): `MediaSettings` (the media options),
+`fit_to_profile(settings, processor, profile)` (the defaults above, once per artifact), `embed_inputs(path,
+processor, settings)` (one file), `processor_dir` and `timeline_of` (where the processor and the timeline come from).
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +58,7 @@ from .media import (
     load_selection,
     media_kind,
 )
+from .media.selection import Selection
 
 
 def features_checksum(features: torch.Tensor) -> str:
@@ -71,11 +78,13 @@ def fit_square(size: int, profile: ShapeProfile) -> int | None:
     return best if best >= low else None
 
 
-def _processor_dir(args: argparse.Namespace, source: dict[str, Any]) -> Path:
-    if args.model:
-        return Path(args.model)
-    if args.preprocessor:
-        return Path(args.preprocessor)
+def processor_dir(model: str | None, preprocessor: str | None, source: dict[str, Any]) -> Path:
+    """The checkpoint directory whose image processor to use: `model`, else `preprocessor`, else the checkpoint the
+    artifact was exported from (its manifest's `source`), if its preprocessor_config.json is here."""
+    if model:
+        return Path(model)
+    if preprocessor:
+        return Path(preprocessor)
     checkpoint = source.get("checkpoint")
     if checkpoint and (Path(checkpoint) / PREPROCESSOR_FILE).is_file():
         return Path(checkpoint)
@@ -85,35 +94,103 @@ def _processor_dir(args: argparse.Namespace, source: dict[str, Any]) -> Path:
     )
 
 
-def _timeline(config: dict[str, Any]) -> int | None:
+def timeline_of(config: dict[str, Any]) -> int | None:
     """The checkpoint config's own `rope_temporal_size` (the manifest's copy for an artifact); None when unset (the
     media loader's default timeline then applies)."""
     value = config.get("rope_temporal_size")
     return int(value) if value else None
 
 
+@dataclass(frozen=True)
+class MediaSettings:
+    """How one file becomes model inputs: the command's media options, fitted to an artifact by `fit_to_profile`.
+
+    `clip_frames` (frames sampled from a video when `frames` is None, crop/native) and `default_canvases` (codec
+    canvases when neither `canvases` nor a selection is given) are the profile's defaults; None leaves
+    `runtime.media.load_inputs`' own.
+    """
+
+    mode: str = "crop"
+    frames: int | None = None
+    size: int | None = None
+    max_tokens: int | None = None
+    canvases: int | None = None
+    max_height: int | None = None
+    max_width: int | None = None
+    clip_frames: int | None = None
+    default_canvases: int | None = None
+    timeline: int | None = None
+
+
+def fit_to_profile(settings: MediaSettings, processor: Any, profile: ShapeProfile) -> tuple[MediaSettings, list[str]]:
+    """`settings` with the defaults that follow the artifact's profile, and notes (one line each) on what was fitted.
+
+    crop/codec: the processor's crop, or the largest square the profile allows; native: each side capped at the
+    profile's max; videos: the profile's opt frames when it takes clips; codec: its opt number of canvases.
+    """
+    notes: list[str] = []
+    fitted = settings
+    if settings.mode in ("crop", "codec") and settings.size is None:
+        wanted = crop_size(processor)[0]
+        size = fit_square(wanted, profile)
+        if size is not None and size != wanted:
+            notes.append(f"resizing to {size}x{size} to fit the artifact's profile {profile.name!r}")
+            fitted = replace(fitted, size=size)
+    if settings.mode == "native":
+        fitted = replace(fitted, max_height=profile.height.max, max_width=profile.width.max)
+    if settings.mode != "codec" and settings.frames is None and profile.frames.max > 1:
+        fitted = replace(fitted, clip_frames=profile.frames.opt)
+    if settings.mode == "codec" and settings.canvases is None:
+        fitted = replace(fitted, default_canvases=profile.frames.opt)
+    return fitted, notes
+
+
+def embed_inputs(
+    path: str | os.PathLike[str],
+    processor: Any,
+    settings: MediaSettings,
+    *,
+    selection: Selection | None = None,
+    scores: np.ndarray | None = None,
+) -> MediaInputs:
+    """The model inputs of one file under `settings` (fitted or not): what `python -m runtime embed` runs."""
+    frames, canvases = settings.frames, settings.canvases
+    if settings.mode != "codec" and frames is None and settings.clip_frames and media_kind(path) == "video":
+        frames = settings.clip_frames
+    if settings.mode == "codec" and canvases is None and selection is None:
+        canvases = settings.default_canvases
+    return load_inputs(
+        path,
+        processor,
+        mode=settings.mode,
+        num_frames=frames,
+        size=settings.size,
+        max_tokens=settings.max_tokens,
+        max_height=settings.max_height,
+        max_width=settings.max_width,
+        canvases=canvases,
+        selection=selection,
+        scores=scores,
+        **({"timeline": settings.timeline} if settings.timeline else {}),
+    )
+
+
 def make_inputs(
     args: argparse.Namespace, processor: Any, profile: ShapeProfile | None, timeline: int | None
 ) -> MediaInputs:
     """The model inputs of FILE, with defaults fitted to the artifact's profile (if any)."""
-    size, frames, canvases = args.size, args.frames, args.canvases
-    max_height = max_width = None
+    settings = MediaSettings(
+        mode=args.mode,
+        frames=args.frames,
+        size=args.size,
+        max_tokens=args.max_tokens,
+        canvases=args.canvases,
+        timeline=timeline,
+    )
     if profile is not None:
-        if args.mode in ("crop", "codec") and size is None:
-            wanted = crop_size(processor)[0]
-            fitted = fit_square(wanted, profile)
-            if fitted is not None and fitted != wanted:
-                print(
-                    f"note: resizing to {fitted}x{fitted} to fit the artifact's profile {profile.name!r}",
-                    file=sys.stderr,
-                )
-                size = fitted
-        if args.mode == "native":
-            max_height, max_width = profile.height.max, profile.width.max
-        if args.mode != "codec" and frames is None and profile.frames.max > 1 and media_kind(args.file) == "video":
-            frames = profile.frames.opt
-        if args.mode == "codec" and canvases is None and args.select is None:
-            canvases = profile.frames.opt
+        settings, notes = fit_to_profile(settings, processor, profile)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     selection = load_selection(args.select) if args.select else None
     scores = None
     if args.scores:
@@ -121,20 +198,7 @@ def make_inputs(
             scores = np.load(args.scores, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise MediaError(f"{args.scores}: cannot read scores ({exc})") from None
-    return load_inputs(
-        args.file,
-        processor,
-        mode=args.mode,
-        num_frames=frames,
-        size=size,
-        max_tokens=args.max_tokens,
-        max_height=max_height,
-        max_width=max_width,
-        canvases=canvases,
-        selection=selection,
-        scores=scores,
-        **({"timeline": timeline} if timeline else {}),
-    )
+    return embed_inputs(args.file, processor, settings, selection=selection, scores=scores)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,8 +209,8 @@ def run(args: argparse.Namespace) -> int:
 
         runner = load(args.artifact, device=args.device)
         source = dict(runner.manifest.source)
-        processor = load_processor(_processor_dir(args, source))
-        inputs = make_inputs(args, processor, runner.profile, _timeline(source.get("config") or {}))
+        processor = load_processor(processor_dir(args.model, args.preprocessor, source))
+        inputs = make_inputs(args, processor, runner.profile, timeline_of(source.get("config") or {}))
         pixel_values = inputs.pixel_values.to(runner.dtype)  # the processor's float32, cast to the artifact's precision
         t0 = time.perf_counter()
         features = runner(pixel_values, inputs.patch_positions)
@@ -170,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
 
             model_dir = str(ensure_default("full"))
         processor = load_processor(args.preprocessor or model_dir)
-        inputs = make_inputs(args, processor, None, _timeline(load_config(model_dir).to_dict()))
+        inputs = make_inputs(args, processor, None, timeline_of(load_config(model_dir).to_dict()))
         # After the media; TF32 as the process has it (exact_fp32=False), as before.
         eager = EagerRunner.load(model_dir, args.dtype, "sdpa", args.device or "cpu", exact_fp32=False)
         t0 = time.perf_counter()
@@ -205,6 +269,20 @@ def run(args: argparse.Namespace) -> int:
         tensors = {"last_hidden_state": features, "patch_positions": inputs.patch_positions.contiguous()}
         save_file(tensors, str(out_path), metadata=meta)
 
+    print_summary(args, inputs, meta, (shape, mean, std), elapsed, time.perf_counter() - started)
+    return 0
+
+
+def print_summary(
+    args: argparse.Namespace,
+    inputs: MediaInputs,
+    meta: dict[str, str],
+    stats: tuple[tuple[int, ...], float, float],
+    elapsed: float,
+    total: float,
+) -> None:
+    """The command's report: source, inputs, frames or codec selection, engine, features (shape, mean, std), sha256."""
+    shape, mean, std = stats
     frames = inputs.details.get("frame_indices")
     print(f"source      {args.file}  ({inputs.kind}, mode {inputs.mode})")
     pv_shape, pos_shape = tuple(inputs.pixel_values.shape), tuple(inputs.patch_positions.shape)
@@ -218,10 +296,8 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"engine      {meta['engine']}  {meta.get('artifact') or meta.get('checkpoint')}")
     print(f"features    {shape}  mean {mean:+.6f}  std {std:.6f}")
-    print(f"sha256      {checksum}")
-    total = time.perf_counter() - started
+    print(f"sha256      {meta['checksum_sha256']}")
     print(f"time        {elapsed:.2f} s run, {total:.2f} s total" + (f"  -> {args.out}" if args.out else ""))
-    return 0
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("contract", "models", "export", "runtime", "parity", "benchmarks", "serving")
+PACKAGES = ("contract", "models", "export", "runtime", "parity", "benchmarks", "serving", "corpus")
 
 
 def module_name(path: Path, root: Path) -> str:
