@@ -30,6 +30,14 @@ class Backend:
     side_files: tuple[str, ...] = ()  # files beside it, "{name}" the artifact's file name, "{stem}" without suffix
     build_device: str | None = None  # the device it is always built for (None: the one the user asks for)
     multi_profile: bool = False  # one artifact holds one optimisation profile per --profile (TensorRT engines)
+    # It converts the bundle's ONNX graph (`options["onnx"]`: an ONNX artifact to reuse, else it exports its own):
+    # "same" = the graph of the requested precision (strongly typed TensorRT engines), "fp32" = always the fp32 graph
+    # (OpenVINO compiles it at the requested inference precision); None = it builds from the model itself.
+    from_onnx: str | None = None
+
+    def onnx_precision(self, precision: str) -> str | None:
+        """The precision of the ONNX graph an artifact of `precision` converts (None: it converts none)."""
+        return precision if self.from_onnx == "same" else self.from_onnx
     # Parity localisation: "program" (hidden states read from the torch.export graph), "onnx" (from the ONNX graph's
     # intermediate outputs) or "rebuild" (compiled: bisect over truncated rebuilds of the same kind).
     probe: str = "rebuild"
@@ -91,6 +99,7 @@ BACKENDS: dict[str, Backend] = {
             why_fixed="a TensorRT engine runs on a CUDA GPU only",
             build_device="cuda",
             multi_profile=True,
+            from_onnx="same",
             triton=("tensorrt_plan", "model.plan"),
         ),
         Backend(
@@ -103,6 +112,7 @@ BACKENDS: dict[str, Backend] = {
             why_fixed="a TensorRT-RTX engine runs on a CUDA GPU only",
             build_device="cuda",
             multi_profile=True,
+            from_onnx="same",
         ),
         Backend(
             "torchscript",
@@ -122,6 +132,7 @@ BACKENDS: dict[str, Backend] = {
             ("cpu",),
             why_fixed="the bundle runs OpenVINO IRs on OpenVINO's CPU device only",
             side_files=("{stem}.bin",),
+            from_onnx="fp32",
         ),
     )
 }

@@ -102,6 +102,12 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _converts(kind: str, onnx_artifact: Path, precision: str) -> bool:
+    """Whether `kind` builds from the ONNX artifact `all` just made (of `precision`): its description says which
+    graph it converts (contract/backends.py `from_onnx`), so nothing is exported twice."""
+    return BACKENDS[kind].onnx_precision(precision) == precision
+
+
 def _kinds(args: argparse.Namespace) -> list[str]:
     if args.kind != "all":
         if args.kinds:
@@ -186,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         )
     results: list[BuildResult] = []
     failures = kept = 0
-    onnx_artifact: Path | None = None  # `all`: the engine kinds parse the ONNX artifact just built, not a second export
+    onnx_artifact: Path | None = None  # `all`: kinds that convert the ONNX graph take the one just built
     for kind in kinds:
         request = BuildRequest(
             model_dir=model_dir,
@@ -198,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
             options=dict(options),
             overwrite=args.overwrite,
         )
-        if kind in ENGINE_KINDS and onnx_artifact is not None and len(profiles) == 1:
+        if onnx_artifact is not None and len(profiles) == 1 and _converts(kind, onnx_artifact, args.precision):
             request.options.setdefault("onnx", str(onnx_artifact))
         try:
             builder = get_builder(kind)

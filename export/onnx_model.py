@@ -31,8 +31,8 @@ import torch
 
 from contract.backends import BACKENDS
 from contract.io import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES
-from contract.manifest import FORMAT_VERSION, file_sha256
-from contract.profiles import Range, ShapeProfile
+from contract.manifest import FORMAT_VERSION, ManifestError, file_sha256, read_manifest
+from contract.profiles import AXES, Range, ShapeProfile
 from models import weights_sha256
 
 from .base import BuildRequest, BuildResult, ExportError
@@ -73,6 +73,41 @@ def opset_for(precision: str, options: dict[str, Any]) -> int:
     if opset < MIN_OPSET:
         raise ExportError(f"onnx: opset {opset} is too old: use >= {MIN_OPSET}")
     return opset
+
+
+def covers(outer: ShapeProfile, inner: ShapeProfile) -> list[str]:
+    """Reasons `outer` does not contain every shape of `inner` (empty if it does)."""
+    reasons = []
+    for axis in AXES:
+        o, i = getattr(outer, axis), getattr(inner, axis)
+        if i.min < o.min or i.max > o.max:
+            reasons.append(f"{axis} [{i.min}, {i.max}] not inside [{o.min}, {o.max}]")
+    return reasons
+
+
+def reusable_onnx(path: Path, request: BuildRequest, precision: str) -> dict[str, Any]:
+    """Check an `.onnx` of this bundle (`options["onnx"]`) against a build that converts it (TensorRT engines,
+    OpenVINO IRs) through its manifest: kind, `precision` (the graph the kind builds from), output layer, weights and
+    a profile covering every requested one. Returns the facts the new manifest keeps; one ExportError otherwise."""
+    try:
+        manifest = read_manifest(path, verify=True)
+    except ManifestError as exc:
+        raise ExportError(f"options['onnx']: {exc}") from None
+    problems = []
+    if manifest.kind != "onnx":
+        problems.append(f"kind {manifest.kind!r}, not 'onnx'")
+    if manifest.precision != precision:
+        problems.append(f"precision {manifest.precision}, but this build converts the {precision} graph")
+    if manifest.output_layer != request.output_layer:
+        problems.append(f"output layer {manifest.output_layer}, not {request.output_layer}")
+    if manifest.source.get("weights_sha256") != weights_sha256(request.model_dir):
+        problems.append(f"its weights are not those of {request.model_dir}")
+    onnx_profile = ShapeProfile.from_dict(manifest.profile)
+    for profile in request.profiles:
+        problems += [f"profile {profile.name!r}: {r}" for r in covers(onnx_profile, profile)]
+    if problems:
+        raise ExportError(f"options['onnx'] {path} does not fit this build: {'; '.join(problems)}")
+    return {"path": str(path), "sha256": manifest.sha256, "profile": onnx_profile.name, "built": False}
 
 
 def union_profile(profiles: list[ShapeProfile]) -> ShapeProfile:

@@ -28,15 +28,16 @@ import torch
 
 from contract.backends import BACKENDS
 from contract.io import INPUT_NAMES, OUTPUT_NAMES
+from contract.manifest import file_sha256
 from contract.profiles import Range, ShapeProfile
 from models.tf32 import exact_float32
 
 from .base import BuildRequest, BuildResult
 from .inputs import example_shape
-from .onnx_model import write_onnx
+from .onnx_model import reusable_onnx, write_onnx
 from .pipeline import BuildContext, Produced, run_build
 from .verify import verify_artifact
-from .wrapper import load_wrapper
+from .wrapper import EncoderExport, load_wrapper
 
 # precision -> the CPU plugin's INFERENCE_PRECISION_HINT (the value Core.compile_model gets)
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -123,18 +124,30 @@ class OpenVINOBuilder:
     def build(self, request: BuildRequest) -> BuildResult:
         return run_build(self.kind, request, self.unavailable, self._produce)
 
+    def _onnx(self, ctx: BuildContext, wrapper: EncoderExport) -> tuple[Path, dict[str, Any]]:
+        """The fp32 ONNX graph to convert: `options["onnx"]` (an ONNX artifact of this bundle, checked against the
+        request; `export all` passes the one it just built), else one exported here into the staging folder."""
+        request = ctx.request
+        given = request.options.get("onnx")
+        if given:
+            ctx.meter.stage("onnx", f"using {given}")
+            return Path(given), reusable_onnx(Path(given), request, "fp32")
+        folder = ctx.staged.parent / "onnx"
+        folder.mkdir()
+        info = write_onnx(request, folder / "model.onnx", wrapper=wrapper, profile=request.profile, precision="fp32")
+        facts = {"path": None, "sha256": file_sha256(info.path), "opset": info.opset, "ops": info.ops, "built": True}
+        return info.path, facts
+
     def _produce(self, ctx: BuildContext) -> Produced:
         import openvino as ov
 
         request, meter = ctx.request, ctx.meter
         meter.stage("load", f"{request.model_dir} as fp32 (the graph OpenVINO converts)")
         wrapper = load_wrapper(request.model_dir, "fp32", request.output_layer)
-        onnx_dir = ctx.staged.parent / "onnx"
-        onnx_dir.mkdir()
-        info = write_onnx(request, onnx_dir / "model.onnx", wrapper=wrapper, profile=request.profile, precision="fp32")
+        onnx_path, onnx_facts = self._onnx(ctx, wrapper)
         hint = INFERENCE_PRECISION[request.precision]
         meter.stage("convert", f"OpenVINO ONNX frontend + save_model (weights fp32, inference precision {hint})")
-        model = convert(info.path, request.profile, request.precision)
+        model = convert(onnx_path, request.profile, request.precision)
         ov.save_model(model, str(ctx.staged), compress_to_fp16=False)
         del model
         weights = ctx.staged.with_name(BACKENDS["openvino"].side_names(ctx.staged)[0])  # where save_model wrote them
@@ -149,8 +162,8 @@ class OpenVINOBuilder:
             "compile_config": compile_config(request.precision),
             "openvino_device": DEVICE,
             "weights_precision": "fp32",
-            "converted_from": f"the bundle's fp32 ONNX graph (opset {info.opset}), OpenVINO's ONNX frontend",
-            "onnx_ops": info.ops,
+            "converted_from": "the bundle's fp32 ONNX graph, OpenVINO's ONNX frontend",
+            "onnx": onnx_facts,
             "example_shape": list(example_shape(request.profile)),
         }
         return Produced(extra_files=[weights], extra=extra, build={"verify": verify}, tools=("openvino",))

@@ -43,14 +43,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from contract.io import INPUT_NAMES
-from contract.manifest import ManifestError, file_sha256, read_manifest, write_manifest
-from contract.profiles import AXES, ShapeProfile
-from models import weights_sha256
+from contract.manifest import file_sha256, write_manifest
+from contract.profiles import ShapeProfile
 from runtime.backends.tensorrt import TRT, TRT_RTX, TensorRTAPI, cuda_unavailable, gpu_info, write_atomic
 
 from .artifact import io_specs
 from .base import BuildRequest, BuildResult, ExportError
 from .measure import BuildMeter
+from .onnx_model import reusable_onnx, union_profile
 from .pipeline import BuildContext, Produced, run_build
 from .trt_parse import ParsedNetwork, parse_onnx, tensor_facts
 from .verify import verify_artifact
@@ -65,48 +65,6 @@ MIN_BF16_CAPABILITY = (8, 0)  # bf16 kernels need Ampere or newer
 def _dims(trt_api: Any, shape: tuple[int, ...]) -> trt.Dims:
     dims: trt.Dims = trt_api.Dims(list(shape))
     return dims
-
-
-def covers(outer: ShapeProfile, inner: ShapeProfile) -> list[str]:
-    """Reasons `outer` does not contain every shape of `inner` (empty if it does)."""
-    reasons = []
-    for axis in AXES:
-        o, i = getattr(outer, axis), getattr(inner, axis)
-        if i.min < o.min or i.max > o.max:
-            reasons.append(f"{axis} [{i.min}, {i.max}] not inside [{o.min}, {o.max}]")
-    return reasons
-
-
-def union_profile(profiles: list[ShapeProfile]) -> ShapeProfile:
-    from .onnx_model import union_profile as union
-
-    return union(profiles)
-
-
-def existing_onnx(path: Path, request: BuildRequest) -> dict[str, Any]:
-    """Check a given `.onnx` against the request through its manifest; return the facts the engine manifest keeps."""
-    try:
-        manifest = read_manifest(path, verify=True)
-    except ManifestError as exc:
-        raise ExportError(f"options['onnx']: {exc}") from None
-    problems = []
-    if manifest.kind != "onnx":
-        problems.append(f"kind {manifest.kind!r}, not 'onnx'")
-    if manifest.precision != request.precision:
-        problems.append(
-            f"precision {manifest.precision}, but {request.precision} was asked (a strongly typed engine computes in "
-            "the graph's own types)"
-        )
-    if manifest.output_layer != request.output_layer:
-        problems.append(f"output layer {manifest.output_layer}, not {request.output_layer}")
-    if manifest.source.get("weights_sha256") != weights_sha256(request.model_dir):
-        problems.append(f"its weights are not those of {request.model_dir}")
-    onnx_profile = ShapeProfile.from_dict(manifest.profile)
-    for profile in request.profiles:
-        problems += [f"profile {profile.name!r}: {r}" for r in covers(onnx_profile, profile)]
-    if problems:
-        raise ExportError(f"options['onnx'] {path} does not fit this build: {'; '.join(problems)}")
-    return {"path": str(path), "sha256": manifest.sha256, "profile": onnx_profile.name, "built": False}
 
 
 def _read_cache(path: str | None) -> bytes:
@@ -200,7 +158,7 @@ class TensorRTBuilder:
             path = Path(opts["onnx"])
             ctx.meter.stage("onnx", f"using {path}")
             try:
-                return path, existing_onnx(path, request)
+                return path, reusable_onnx(path, request, request.precision)
             except ExportError as exc:
                 raise ExportError(f"{self.kind}: {exc}") from None
         from .onnx_model import write_onnx

@@ -198,3 +198,16 @@ def test_inference_precision_is_what_the_cpu_computes(irs: dict[str, Path]) -> N
         runner = runtime.load(path)
         assert runner.inference_precision == expected[precision]
         assert runner.provider == f"openvino-CPU-{expected[precision]}"
+
+
+def test_export_all_converts_the_onnx_it_just_built(tiny_dir: Path, tmp_path: Path) -> None:
+    """`export all` hands OpenVINO the fp32 ONNX artifact it has just built (its description: from_onnx="fp32"), so
+    the graph is exported once, not twice; the IR's manifest names that artifact."""
+    from export.__main__ import main
+
+    args = ["all", "--model", str(tiny_dir), "--profile", "test-small", "--out", str(tmp_path), "--quiet"]
+    assert main([*args, "--kinds", "onnx,openvino"]) == 0
+    onnx_manifest = read_manifest(tmp_path / "onnx-fp32-test-small.onnx")
+    facts = read_manifest(tmp_path / "openvino-fp32-test-small.xml").extra["onnx"]
+    assert facts["built"] is False and facts["sha256"] == onnx_manifest.sha256
+    assert facts["path"] == str(tmp_path / "onnx-fp32-test-small.onnx")

@@ -21,8 +21,8 @@ import torch
 
 from contract.profiles import PROFILES, ShapeProfile
 from export.base import BuildRequest, ExportError
-from export.onnx_model import OnnxBuilder
-from export.trt_engine import TensorRTBuilder, existing_onnx
+from export.onnx_model import OnnxBuilder, reusable_onnx
+from export.trt_engine import TensorRTBuilder
 from runtime.backends.tensorrt import TRT, TRT_RTX, cuda_unavailable
 from tools.trt_typings import generate, repair
 
@@ -135,13 +135,14 @@ def test_builder_refuses_bad_options(tiny_dir: Path, tmp_path: Path) -> None:
 
 def test_existing_onnx_is_checked_against_the_request(tiny_dir: Path, tmp_path: Path) -> None:
     onnx_result = OnnxBuilder().build(BuildRequest(tiny_dir, "fp32", [PROFILE], tmp_path, options={"quiet": True}))
-    facts = existing_onnx(onnx_result.path, BuildRequest(tiny_dir, "fp32", [PROFILE], tmp_path))
+    facts = reusable_onnx(onnx_result.path, BuildRequest(tiny_dir, "fp32", [PROFILE], tmp_path), "fp32")
     assert facts["sha256"] == onnx_result.manifest.sha256 and not facts["built"]
     wider = ShapeProfile.from_dict({**PROFILE.to_dict(), "name": "wider", "batch": {"min": 1, "opt": 2, "max": 16}})
     with pytest.raises(ExportError) as info:
-        existing_onnx(onnx_result.path, BuildRequest(tiny_dir, "bf16", [PROFILE, wider], tmp_path, output_layer=-2))
+        request = BuildRequest(tiny_dir, "bf16", [PROFILE, wider], tmp_path, output_layer=-2)
+        reusable_onnx(onnx_result.path, request, request.precision)
     message = str(info.value)
-    assert "precision fp32, but bf16" in message and "output layer -1, not -2" in message
+    assert "precision fp32, but this build converts the bf16 graph" in message and "output layer -1, not -2" in message
     assert "profile 'wider': batch [1, 16] not inside [1, 4]" in message and "\n" not in message
 
 
