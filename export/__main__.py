@@ -23,6 +23,7 @@ from models import CheckpointError, weights_sha256
 from . import BUILDERS, get_builder
 from .artifact import artifact_path
 from .base import BuildRequest, BuildResult, ExportError
+from .verify import shared_eager_reference
 
 ENGINE_KINDS = tuple(k for k, b in BACKENDS.items() if b.multi_profile)  # one optimisation profile per --profile
 EXIT_FAILED = 1
@@ -263,7 +264,8 @@ def up_to_date(kind: str, request: BuildRequest) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _quiet_libraries()
-    return run(args)
+    with shared_eager_reference():  # `all`: every kind is checked against the same eager output, computed once
+        return run(args)
 
 
 if __name__ == "__main__":

@@ -412,3 +412,19 @@ def test_cli_all_keeps_up_to_date_artifacts(tiny_dir: Path, tmp_path: Path, caps
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert main([*args, "--quiet", "--precision", "fp16"]) == 0  # another precision is another artifact
     assert (tmp_path / "onnx-fp16-test-small.onnx").is_file()
+
+
+def test_export_all_computes_the_eager_check_once(tiny_dir: Path) -> None:
+    """Inside `export all` (shared_eager_reference) every kind's build-time check takes the same eager output, computed
+    once; outside it each check computes its own (a patched model between builds gets a patched eager)."""
+    from export.verify import eager_output, shared_eager_reference
+
+    wrapper = load_wrapper(tiny_dir, "fp32", -1)
+    pv, pos = inputs_at((1, 1, 28, 56), torch.float32, 14, seed=1)
+    assert eager_output(wrapper, pv, pos) is not eager_output(wrapper, pv, pos)
+    with shared_eager_reference():
+        first = eager_output(load_wrapper(tiny_dir, "fp32", -1), pv, pos)
+        assert eager_output(wrapper, pv, pos) is first  # another load of the same checkpoint: the same reference
+        small = inputs_at((1, 1, 28, 28), torch.float32, 14, seed=1)
+        assert eager_output(wrapper, *small) is not first  # another shape
+    assert torch.equal(eager_output(wrapper, pv, pos), first)
