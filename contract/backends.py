@@ -34,10 +34,17 @@ class Backend:
     # "same" = the graph of the requested precision (strongly typed TensorRT engines), "fp32" = always the fp32 graph
     # (OpenVINO compiles it at the requested inference precision); None = it builds from the model itself.
     from_onnx: str | None = None
+    # Packed artifacts (contract/packing.py): how attention keeps each item to itself ("mask" | "padded",
+    # models/packing.py; chosen per kind by the mixed-workload benchmark, README "Packed batches"); None: this kind
+    # cannot be exported packed, and its runners refuse packed calls.
+    packed: str | None = None
+    # Its packed inputs are flat (ONNX graphs and what is built from them: contract/packing.py), else rows.
+    packed_flat: bool = False
 
     def onnx_precision(self, precision: str) -> str | None:
         """The precision of the ONNX graph an artifact of `precision` converts (None: it converts none)."""
         return precision if self.from_onnx == "same" else self.from_onnx
+
     # Parity localisation: "program" (hidden states read from the torch.export graph), "onnx" (from the ONNX graph's
     # intermediate outputs) or "rebuild" (compiled: bisect over truncated rebuilds of the same kind).
     probe: str = "rebuild"
@@ -67,6 +74,7 @@ BACKENDS: dict[str, Backend] = {
             "runtime.backends.torch_export:TorchExportRunner",
             MOVES,
             probe="program",
+            packed="padded",
         ),
         Backend(
             "aoti",
@@ -77,6 +85,7 @@ BACKENDS: dict[str, Backend] = {
             None,
             why_fixed="an AOTInductor package is compiled for one device type: export another with `--device "
             "{asked}`, or load the pt2/onnx artifact, which move between devices",
+            packed="padded",
         ),
         Backend(
             "onnx",
@@ -88,6 +97,8 @@ BACKENDS: dict[str, Backend] = {
             side_files=("{name}.data",),
             probe="onnx",
             triton=("onnxruntime_onnx", "model.onnx"),
+            packed="mask",
+            packed_flat=True,
         ),
         Backend(
             "trt",
@@ -101,6 +112,8 @@ BACKENDS: dict[str, Backend] = {
             multi_profile=True,
             from_onnx="same",
             triton=("tensorrt_plan", "model.plan"),
+            packed="mask",
+            packed_flat=True,
         ),
         Backend(
             "trt-rtx",
@@ -113,6 +126,8 @@ BACKENDS: dict[str, Backend] = {
             build_device="cuda",
             multi_profile=True,
             from_onnx="same",
+            packed="mask",
+            packed_flat=True,
         ),
         Backend(
             "torchscript",
@@ -122,6 +137,7 @@ BACKENDS: dict[str, Backend] = {
             "runtime.backends.torchscript:TorchScriptRunner",
             MOVES,
             triton=("pytorch_libtorch", "model.pt"),
+            packed="mask",
         ),
         Backend(
             "openvino",
@@ -133,6 +149,8 @@ BACKENDS: dict[str, Backend] = {
             why_fixed="the bundle runs OpenVINO IRs on OpenVINO's CPU device only",
             side_files=("{stem}.bin",),
             from_onnx="fp32",
+            packed="mask",
+            packed_flat=True,
         ),
     )
 }

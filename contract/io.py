@@ -20,3 +20,21 @@ DYNAMIC_AXES: dict[str, dict[int, str]] = {
 # profile's patch, the media helpers' timeline); everything that has a checkpoint or manifest reads its own.
 PATCH = 14
 TIMELINE = 64
+
+# The packed signature (contract/packing.py), its two layouts ("rows": torch artifacts; "flat": ONNX graphs and what is
+# built from them), symbols for the manifest ("patch" stands for C*p*p, "hidden" for the hidden size).
+PACKED_INPUT_NAMES = ("pixel_patches", "patch_positions", "cu_seqlens")
+PACKED_AXES: dict[str, dict[str, tuple[str | int, ...]]] = {
+    "rows": {
+        "pixel_patches": ("tokens", "patch"),
+        "patch_positions": ("tokens", 3),
+        "cu_seqlens": ("offsets",),  # B + 1
+        "last_hidden_state": ("tokens", "hidden"),
+    },
+    "flat": {
+        "pixel_patches": ("patch_values",),  # N * C * p * p
+        "patch_positions": ("position_values",),  # N * 3
+        "cu_seqlens": ("offsets",),
+        "last_hidden_state": ("tokens", "hidden"),
+    },
+}

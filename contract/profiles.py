@@ -4,6 +4,9 @@ and the runtime's input checks.
 A profile gives (min, opt, max) for batch B, frames T, height H and width W (pixels, multiples of the patch size).
 The token count L = T * (H/p) * (W/p) is derived; explicit positions must have exactly L rows.
 
+A packed profile (`PackedProfile`, for packed calls: contract/packing.py) gives instead the tokens N and items B of one
+call (min/opt/max) and each item's own frames/height/width ranges; `profile_from_dict` reads either from a manifest.
+
 Every profile needs at least MIN_TOKENS = 2 tokens at its min shape: with a single token (T*h*w == 1) torch.export
 specialises the patch-embedding conv to L == 1 through a guard, so an exported graph could never accept more than
 one token. Use e.g. 14x28 (2 patches) or 2 frames of 14x14 as the smallest input.
@@ -13,9 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ProfileError
 from .io import PATCH
@@ -40,6 +43,7 @@ class Range:
 
 @dataclass(frozen=True)
 class ShapeProfile:
+    packed: ClassVar[bool] = False
     name: str
     batch: Range
     frames: Range
@@ -108,6 +112,105 @@ class ShapeProfile:
             raise ProfileError(f"profile needs min/opt/max for each of {AXES}: {exc}") from None
 
 
+CHANNELS = 3
+
+
+@dataclass(frozen=True)
+class PackedProfile:
+    """A packed call's shapes: N tokens of B items in one sequence (contract/packing.py), each item of its own frames,
+    height and width. `call_tokens` bounds N (its max is the token budget one call takes; the runtime splits longer
+    lists into several calls), `call_items` bounds B; an item is (1, 3, T, H, W) with T/H/W in their ranges and at
+    least one token."""
+
+    name: str
+    call_tokens: Range
+    call_items: Range
+    frames: Range
+    height: Range
+    width: Range
+    patch: int = PATCH
+    packed: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        for axis in ("call_tokens", "call_items", *AXES[1:]):
+            r = getattr(self, axis)
+            if not (1 <= r.min <= r.opt <= r.max):
+                raise ProfileError(
+                    f"profile {self.name!r}: {axis} needs 1 <= min <= opt <= max, got {r.min}/{r.opt}/{r.max}"
+                )
+        for axis in ("height", "width"):
+            bad = [v for v in astuple(getattr(self, axis)) if v % self.patch]
+            if bad:
+                raise ProfileError(
+                    f"profile {self.name!r}: {axis} must be a multiple of the patch size {self.patch}, got {bad[0]}"
+                )
+        if self.call_tokens.min < MIN_TOKENS:
+            raise ProfileError(
+                f"profile {self.name!r}: a call's min tokens is {self.call_tokens.min}, exported artifacts need >= "
+                f"{MIN_TOKENS} (torch.export specialises a one-token graph)"
+            )
+
+    def item_tokens(self, frames: int, height: int, width: int) -> int:
+        return frames * (height // self.patch) * (width // self.patch)
+
+    def item_violations(self, frames: int, height: int, width: int) -> list[str]:
+        """Why one item (1, 3, T, H, W) cannot be in a call of this profile (empty if it can)."""
+        out = [
+            f"{axis} {value} outside profile {self.name!r} range [{r.min}, {r.max}]"
+            for axis, value in zip(AXES[1:], (frames, height, width), strict=True)
+            if not (r := getattr(self, axis)).contains(value)
+        ]
+        tokens = self.item_tokens(frames, height, width)
+        if tokens > self.call_tokens.max:
+            out.append(f"{tokens} tokens over profile {self.name!r}'s budget of {self.call_tokens.max} a call")
+        return out
+
+    @property
+    def token_range(self) -> Range:
+        return self.call_tokens
+
+    def shapes(self, which: str) -> dict[str, tuple[int, ...]]:
+        """Input name -> the packed inputs' shapes at 'min', 'opt' or 'max' (N tokens, B items)."""
+        n, b = getattr(self.call_tokens, which), getattr(self.call_items, which)
+        return {
+            "pixel_patches": (n * CHANNELS * self.patch * self.patch,),
+            "patch_positions": (3 * n,),
+            "cu_seqlens": (b + 1,),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"name": self.name, "packed": True, "patch": self.patch}
+        data["tokens"], data["items"] = asdict(self.call_tokens), asdict(self.call_items)
+        return {**data, **{axis: asdict(getattr(self, axis)) for axis in AXES[1:]}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PackedProfile:
+        def rng(key: str) -> Range:
+            return Range(**{k: int(data[key][k]) for k in ("min", "opt", "max")})
+
+        try:
+            axes = {axis: rng(axis) for axis in AXES[1:]}
+            return cls(
+                str(data.get("name", "custom")),
+                rng("tokens"),
+                rng("items"),
+                **axes,
+                patch=int(data.get("patch", PATCH)),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ProfileError(
+                f"a packed profile needs min/opt/max for tokens, items, frames, height, width: {exc}"
+            ) from None
+
+
+Profile = ShapeProfile | PackedProfile
+
+
+def profile_from_dict(data: dict[str, Any]) -> Profile:
+    """A manifest's or JSON file's profile: packed (`"packed": true`) or batched."""
+    return PackedProfile.from_dict(data) if data.get("packed") else ShapeProfile.from_dict(data)
+
+
 def _p(
     name: str, b: tuple[int, int, int], t: tuple[int, int, int], h: tuple[int, int, int], w: tuple[int, int, int]
 ) -> ShapeProfile:
@@ -132,6 +235,19 @@ PROFILES: dict[str, ShapeProfile] = {
         _p("test-small", (1, 2, 4), (1, 2, 4), (14, 56, 112), (28, 56, 112)),
     )
 }
+PACKED_PROFILES: dict[str, PackedProfile] = {
+    p.name: p
+    for p in (
+        # Native resolution at batch speed (full size): items of 224..896 px a side and 1..16 frames, up to 16,384
+        # tokens and 64 items a call.
+        PackedProfile("packed-any", Range(2, 4096, 16384), Range(1, 8, 64), Range(1, 1, 16), Range(224, 448, 896),
+                      Range(224, 448, 896)),
+        # The tests' packed profile (tiny preset): items of 14..112 px a side and 1..4 frames, up to 1,024 tokens and
+        # 8 items a call.
+        PackedProfile("packed-test-small", Range(2, 256, 1024), Range(1, 4, 8), Range(1, 1, 4), Range(14, 56, 112),
+                      Range(14, 56, 112)),
+    )
+}  # fmt: skip
 DEFAULT_PROFILE = "image-448"
 
 
@@ -162,18 +278,22 @@ def from_trt_shapes(min_shapes: str, opt_shapes: str, max_shapes: str, name: str
     return ShapeProfile(name, Range(b0, b1, b2), Range(t0, t1, t2), Range(h0, h1, h2), Range(w0, w1, w2))
 
 
-def resolve_profile(spec: str | os.PathLike[str] | ShapeProfile) -> ShapeProfile:
-    """A profile by name, or from a JSON file holding one profile dict."""
-    if isinstance(spec, ShapeProfile):
+def resolve_profile(spec: str | os.PathLike[str] | Profile) -> Profile:
+    """A profile by name (batched or packed), or from a JSON file holding one profile dict (`"packed": true` for a
+    packed one)."""
+    if isinstance(spec, ShapeProfile | PackedProfile):
         return spec
     text = str(spec)
     if text in PROFILES:
         return PROFILES[text]
+    if text in PACKED_PROFILES:
+        return PACKED_PROFILES[text]
     path = Path(text)
     if path.is_file():
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ProfileError(f"{path}: not valid JSON ({exc.msg})") from None
-        return ShapeProfile.from_dict({"name": path.stem, **data})
-    raise ProfileError(f"unknown profile {text!r}: use one of {sorted(PROFILES)} or a JSON file")
+        return profile_from_dict({"name": path.stem, **data})
+    known = sorted(PROFILES) + sorted(PACKED_PROFILES)
+    raise ProfileError(f"unknown profile {text!r}: use one of {known} or a JSON file")

@@ -17,7 +17,7 @@ from typing import Any
 
 from contract.backends import BACKENDS
 from contract.manifest import KINDS, PRECISIONS, ManifestError, read_manifest
-from contract.profiles import DEFAULT_PROFILE, PROFILES, ProfileError, ShapeProfile, from_trt_shapes, resolve_profile
+from contract.profiles import DEFAULT_PROFILE, PROFILES, Profile, ProfileError, from_trt_shapes, resolve_profile
 from models import CheckpointError, weights_sha256
 
 from . import BUILDERS, get_builder
@@ -78,8 +78,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _profiles(args: argparse.Namespace) -> list[ShapeProfile]:
-    profiles = [resolve_profile(spec) for spec in args.profile or []]
+def _profiles(args: argparse.Namespace) -> list[Profile]:
+    profiles: list[Profile] = [resolve_profile(spec) for spec in args.profile or []]
     shapes = (args.min_shapes, args.opt_shapes, args.max_shapes)
     if any(shapes):
         if not all(shapes):

@@ -16,7 +16,7 @@ import torch._inductor
 from models.tf32 import exact_float32
 
 from .base import BuildRequest, BuildResult
-from .inputs import example_shape
+from .inputs import example_facts
 from .pipeline import BuildContext, Produced, load_and_export, run_build
 from .torch_export import cuda_missing
 from .verify import verify_artifact
@@ -63,7 +63,7 @@ class AOTInductorBuilder:
 
     def _produce(self, ctx: BuildContext) -> Produced:
         request, meter = ctx.request, ctx.meter
-        wrapper, program = load_and_export(ctx)
+        wrapper, program = load_and_export(ctx, self.kind)
         meter.stage("aoti compile", f"AOTInductor for {request.device} (C++ compile, takes a while)")
         configs = {**default_inductor_configs(request.device), **request.options.get("inductor_configs", {})}
         # Inductor reads the TF32 flags when it generates matmul kernels: compile without TF32, so an fp32 package
@@ -80,6 +80,6 @@ class AOTInductorBuilder:
             "compiler": _compiler_version(compiler) if compiler else None,
             "inductor_configs": configs,
             "tf32": False,
-            "example_shape": list(example_shape(request.profile)),
+            **example_facts(request.profile),
         }
         return Produced(extra=extra, build={"verify": verify})

@@ -24,10 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from contract.backends import BACKENDS
 from contract.dtypes import DTYPE_NAMES
-from contract.io import INPUT_NAMES, OUTPUT_NAMES
+from contract.io import INPUT_NAMES, OUTPUT_NAMES, PACKED_INPUT_NAMES
 from contract.manifest import PRECISIONS, SUFFIX, Manifest, manifest_path, tool_versions
-from contract.profiles import ShapeProfile
+from contract.packing import CU_DTYPE
+from contract.profiles import Profile
 from models import CheckpointError, InputError, OneVisionEncoderConfig, layers_for_output, load_config, weights_sha256
 
 from .base import BuildRequest, ExportError
@@ -49,7 +51,7 @@ def _safe(text: str) -> str:
 
 
 def artifact_name(
-    kind: str, precision: str, profiles: list[ShapeProfile], output_layer: int = -1, num_layers: int | None = None
+    kind: str, precision: str, profiles: list[Profile], output_layer: int = -1, num_layers: int | None = None
 ) -> str:
     if kind not in SUFFIX:
         raise ExportError(f"unknown artifact kind {kind!r}: use one of {', '.join(SUFFIX)}")
@@ -86,7 +88,7 @@ def check_request(request: BuildRequest) -> OneVisionEncoderConfig:
 def artifact_path(request: BuildRequest, kind: str, config: OneVisionEncoderConfig | None = None) -> Path:
     """Where `kind` writes the artifact of `request` (torch and ONNX kinds name it after the first profile)."""
     config = config or check_request(request)
-    profiles = request.profiles if kind == "trt" else request.profiles[:1]
+    profiles = request.profiles if BACKENDS[kind].multi_profile else request.profiles[:1]
     name = artifact_name(kind, request.precision, profiles, request.output_layer, config.num_hidden_layers)
     return Path(request.out_dir) / name
 
@@ -157,12 +159,17 @@ def install(files: list[Path], out_dir: Path, overwrite: bool) -> list[Path]:
     return targets
 
 
-def io_specs(profile: ShapeProfile, precision: str, hidden: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The manifest's inputs/outputs: name, dtype, shape with symbolic dims."""
-    shapes = symbolic_shapes(profile, hidden)
+def io_specs(
+    profile: Profile, precision: str, hidden: int, flat: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The manifest's inputs/outputs: name, dtype, shape with symbolic dims (a packed profile: the packed signature,
+    in rows or `flat` layout)."""
+    shapes = symbolic_shapes(profile, hidden, flat)
     float_name = DTYPE_NAMES[dtype_of(precision)]
-    dtypes = {INPUT_NAMES[0]: float_name, INPUT_NAMES[1]: "int64", OUTPUT_NAMES[0]: float_name}
-    inputs = [{"name": n, "dtype": dtypes[n], "shape": shapes[n]} for n in INPUT_NAMES]
+    names = PACKED_INPUT_NAMES if profile.packed else INPUT_NAMES
+    dtypes = {names[0]: float_name, names[1]: "int64", OUTPUT_NAMES[0]: float_name}
+    dtypes |= {"cu_seqlens": DTYPE_NAMES[CU_DTYPE]}
+    inputs = [{"name": n, "dtype": dtypes[n], "shape": shapes[n]} for n in names]
     outputs = [{"name": n, "dtype": dtypes[n], "shape": shapes[n]} for n in OUTPUT_NAMES]
     return inputs, outputs
 
@@ -185,7 +192,7 @@ def make_manifest(
     tools: tuple[str, ...] = (),
 ) -> Manifest:
     """A manifest with everything but path/sha256/created (write_manifest fills those from the file)."""
-    inputs, outputs = io_specs(request.profile, request.precision, config.hidden_size)
+    inputs, outputs = io_specs(request.profile, request.precision, config.hidden_size, BACKENDS[kind].packed_flat)
     return Manifest(
         kind=kind,
         path="",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contract.manifest import Manifest
-from contract.profiles import ShapeProfile
+from contract.profiles import Profile
 
 
 class ExportError(RuntimeError):
@@ -18,7 +18,7 @@ class ExportError(RuntimeError):
 class BuildRequest:
     model_dir: Path
     precision: str  # "fp32" | "bf16" | "fp16"
-    profiles: list[ShapeProfile]  # one for torch/ONNX kinds (the first); TensorRT builds one optimisation profile each
+    profiles: list[Profile]  # one for torch/ONNX kinds (the first); TensorRT builds one optimisation profile each
     out_dir: Path
     output_layer: int = -1
     device: str = "cpu"  # "cpu" | "cuda"
@@ -26,7 +26,7 @@ class BuildRequest:
     overwrite: bool = False  # replace an existing artifact (and its manifest); refused otherwise
 
     @property
-    def profile(self) -> ShapeProfile:
+    def profile(self) -> Profile:
         return self.profiles[0]
 
 

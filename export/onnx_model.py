@@ -30,18 +30,18 @@ import onnx
 import torch
 
 from contract.backends import BACKENDS
-from contract.io import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES
+from contract.io import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, PACKED_INPUT_NAMES
 from contract.manifest import FORMAT_VERSION, ManifestError, file_sha256, read_manifest
-from contract.profiles import AXES, Range, ShapeProfile
+from contract.profiles import AXES, CHANNELS, Profile, Range, ShapeProfile
 from models import weights_sha256
 
 from .base import BuildRequest, BuildResult, ExportError
-from .inputs import describe, example_inputs, example_shape
+from .inputs import describe, example_facts, example_inputs
 from .measure import BuildMeter
-from .pipeline import BuildContext, Produced, run_build
+from .pipeline import BuildContext, Produced, packed_attention, run_build
 from .trace import export_mode, export_program
 from .verify import verify_artifact
-from .wrapper import EncoderExport, load_wrapper
+from .wrapper import EncoderExport, EncoderPackedExport, load_wrapper
 
 OPSET = {"fp32": 20, "fp16": 20, "bf16": 20}
 MIN_OPSET = 18
@@ -75,10 +75,13 @@ def opset_for(precision: str, options: dict[str, Any]) -> int:
     return opset
 
 
-def covers(outer: ShapeProfile, inner: ShapeProfile) -> list[str]:
+def covers(outer: Profile, inner: Profile) -> list[str]:
     """Reasons `outer` does not contain every shape of `inner` (empty if it does)."""
+    if outer.packed != inner.packed:
+        return [f"profile {outer.name!r} is {'packed' if outer.packed else 'batched'}, {inner.name!r} is not"]
+    axes = ("call_tokens", "call_items", *AXES[1:]) if outer.packed else AXES
     reasons = []
-    for axis in AXES:
+    for axis in axes:
         o, i = getattr(outer, axis), getattr(inner, axis)
         if i.min < o.min or i.max > o.max:
             reasons.append(f"{axis} [{i.min}, {i.max}] not inside [{o.min}, {o.max}]")
@@ -110,19 +113,23 @@ def reusable_onnx(path: Path, request: BuildRequest, precision: str) -> dict[str
     return {"path": str(path), "sha256": manifest.sha256, "profile": onnx_profile.name, "built": False}
 
 
-def union_profile(profiles: list[ShapeProfile]) -> ShapeProfile:
-    """One profile covering every given profile (for one ONNX graph behind several TensorRT profiles)."""
+def union_profile(profiles: list[Profile]) -> Profile:
+    """One profile covering every given profile (for one ONNX graph behind several TensorRT profiles); packed
+    profiles stand alone (one packed optimisation profile an engine)."""
     if len(profiles) == 1:
         return profiles[0]
-    first = profiles[0]
+    batched = [p for p in profiles if isinstance(p, ShapeProfile)]
+    if len(batched) != len(profiles):
+        raise ExportError("a packed profile goes alone: one packed optimisation profile an engine")
+    first = batched[0]
 
     def cover(axis: str) -> Range:
-        ranges = [getattr(p, axis) for p in profiles]
+        ranges = [getattr(p, axis) for p in batched]
         lo, hi = min(r.min for r in ranges), max(r.max for r in ranges)
         return Range(lo, min(max(getattr(first, axis).opt, lo), hi), hi)
 
     return ShapeProfile(
-        "+".join(p.name for p in profiles), cover("batch"), cover("frames"), cover("height"), cover("width")
+        "+".join(p.name for p in batched), cover("batch"), cover("frames"), cover("height"), cover("width")
     )
 
 
@@ -189,7 +196,7 @@ def check_tensorrt_friendly(model: onnx.ModelProto) -> None:
         raise ExportError(f"onnx: the optimised graph still has {what}; it would not parse in TensorRT")
 
 
-def _metadata(request: BuildRequest, profile: ShapeProfile, precision: str, opset: int) -> dict[str, str]:
+def _metadata(request: BuildRequest, profile: Profile, precision: str, opset: int) -> dict[str, str]:
     return {
         "kind": "onnx",
         "precision": precision,
@@ -197,13 +204,39 @@ def _metadata(request: BuildRequest, profile: ShapeProfile, precision: str, opse
         "weights_sha256": weights_sha256(request.model_dir),
         "output_layer": str(request.output_layer),
         "opset": str(opset),
-        "inputs": ",".join(INPUT_NAMES),
+        "inputs": ",".join(PACKED_INPUT_NAMES if profile.packed else INPUT_NAMES),
         "outputs": ",".join(OUTPUT_NAMES),
         "manifest_format_version": str(FORMAT_VERSION),
     }
 
 
-def _convert(wrapper: EncoderExport, profile: ShapeProfile, opset: int, device: str, precision: str) -> onnx.ModelProto:
+def flatten_packed_inputs(model: onnx.ModelProto, patch_values: int) -> None:
+    """A packed graph is traced with (N, C*p*p) patches and (N, 3) positions (the ONNX exporter does not take the
+    scaled dims of flat ones); this gives it the contract's flat boundary (N*C*p*p,) and (N*3,): a Reshape to rows
+    behind each input, which is what Triton's ragged batching hands a model (contract/packing.py)."""
+    widths = {"pixel_patches": (patch_values, "patch_values"), "patch_positions": (3, "position_values")}
+    graph, front = model.graph, []
+    for value in graph.input:
+        if value.name not in widths:
+            continue
+        width, symbol = widths[value.name]
+        rows, shape = f"{value.name}_rows", f"{value.name}_row_shape"
+        for node in graph.node:
+            node.input[:] = [rows if name == value.name else name for name in node.input]
+        graph.initializer.append(onnx.numpy_helper.from_array(np.array([-1, width], dtype=np.int64), shape))
+        front.append(onnx.helper.make_node("Reshape", [value.name, shape], [rows], name=f"{value.name}_to_rows"))
+        dims = value.type.tensor_type.shape.dim
+        del dims[:]
+        dims.add().dim_param = symbol
+    nodes = [*front, *graph.node]
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _convert(wrapper: EncoderExport, profile: Profile, opset: int, device: str, precision: str) -> onnx.ModelProto:
+    packed = isinstance(
+        wrapper, EncoderPackedExport
+    )  # traced in rows; flatten_packed_inputs gives it the flat boundary
     with wrapper.patch_embedding(PATCH_EMBEDDING[precision]):
         program = export_program(wrapper, profile, device)
     _quiet_exporter_logs()
@@ -213,7 +246,7 @@ def _convert(wrapper: EncoderExport, profile: ShapeProfile, opset: int, device: 
             example_inputs(wrapper, profile, device),
             dynamo=True,
             opset_version=opset,
-            input_names=list(INPUT_NAMES),
+            input_names=list(PACKED_INPUT_NAMES if packed else INPUT_NAMES),
             output_names=list(OUTPUT_NAMES),
             optimize=True,
             verify=False,
@@ -222,6 +255,8 @@ def _convert(wrapper: EncoderExport, profile: ShapeProfile, opset: int, device: 
         raise ExportError("onnx: torch.onnx.export returned no program")
     model = onnx_program.model_proto
     del onnx_program
+    if packed:
+        flatten_packed_inputs(model, CHANNELS * profile.patch * profile.patch)
     return model
 
 
@@ -241,9 +276,10 @@ def write_onnx(
     path: Path,
     *,
     wrapper: EncoderExport | None = None,
-    profile: ShapeProfile | None = None,
+    profile: Profile | None = None,
     precision: str | None = None,
     meter: BuildMeter | None = None,
+    attention: str | None = None,
 ) -> OnnxInfo:
     """Export, optimise, name, annotate, save and check one ONNX graph at `path` (not run)."""
     profile = profile or union_profile(request.profiles)
@@ -252,16 +288,18 @@ def write_onnx(
     opset = opset_for(precision, request.options)
     if wrapper is None:
         meter.stage("load", f"{request.model_dir} as {precision}")
-        wrapper = load_wrapper(request.model_dir, precision, request.output_layer)
+        wrapper = load_wrapper(request.model_dir, precision, request.output_layer, packed=attention)
     meter.stage("torch.onnx.export", f"opset {opset}, {describe(profile)}")
     model = _convert(wrapper, profile, opset, "cpu", precision)
     meter.stage("finalise", "dead-node sweep, dim names, metadata")
     removed = sweep_dead_nodes(model.graph)
     strip_debug_metadata(model.graph)
     check_tensorrt_friendly(model)
-    rename_dims(model)
+    if not profile.packed:
+        rename_dims(model)
     onnx.helper.set_model_props(model, _metadata(request, profile, precision, opset))
-    model.doc_string = "OneVision-Encoder-large-lang (pixel_values, patch_positions) -> last_hidden_state"
+    inputs = ", ".join(PACKED_INPUT_NAMES if profile.packed else INPUT_NAMES)
+    model.doc_string = f"OneVision-Encoder-large-lang ({inputs}) -> last_hidden_state"
     ops: dict[str, int] = {}
     for node in model.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
@@ -298,8 +336,10 @@ def _ort_runner(path: Path, precision: str) -> Any:
 
     session = create_session(path, torch.device("cpu"), precision)
 
-    def run(pixels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        feeds = {INPUT_NAMES[0]: pixels.cpu().numpy(), INPUT_NAMES[1]: positions.cpu().numpy()}
+    names = [i.name for i in session.get_inputs()]
+
+    def run(*inputs: torch.Tensor) -> torch.Tensor:
+        feeds = {name: tensor.cpu().numpy() for name, tensor in zip(names, inputs, strict=True)}
         out = session.run([OUTPUT_NAMES[0]], feeds)[0]
         return torch.from_numpy(np.asarray(out))
 
@@ -323,7 +363,8 @@ class OnnxBuilder:
         request, meter = ctx.request, ctx.meter
         opset_for(request.precision, request.options)  # refuse a bad opset before loading anything
         meter.stage("load", f"{request.model_dir} as {request.precision}")
-        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer)
+        attention = packed_attention(self.kind, request)
+        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, packed=attention)
         info = write_onnx(request, ctx.staged, wrapper=wrapper, profile=request.profile, meter=meter)
         if request.precision == "bf16":
             meter.say(BF16_NOT_RUN)
@@ -343,6 +384,6 @@ class OnnxBuilder:
             "dead_nodes_removed": info.removed_dead_nodes,
             "inferred_output_shape": info.inferred_output_shape,
             "ort_verified": request.precision != "bf16",
-            "example_shape": list(example_shape(request.profile)),
+            **example_facts(request.profile),
         }
         return Produced(extra_files=extra_files, extra=extra, build={"verify": verify}, tools=("onnx-ir",))

@@ -29,13 +29,13 @@ import torch
 from contract.backends import BACKENDS
 from contract.io import INPUT_NAMES, OUTPUT_NAMES
 from contract.manifest import file_sha256
-from contract.profiles import Range, ShapeProfile
+from contract.profiles import PackedProfile, Profile, Range
 from models.tf32 import exact_float32
 
 from .base import BuildRequest, BuildResult
-from .inputs import example_shape
+from .inputs import example_facts
 from .onnx_model import reusable_onnx, write_onnx
-from .pipeline import BuildContext, Produced, run_build
+from .pipeline import BuildContext, Produced, packed_attention, run_build
 from .verify import verify_artifact
 from .wrapper import EncoderExport, load_wrapper
 
@@ -54,8 +54,11 @@ def _dim(ov: Any, r: Range) -> Any:
     return ov.Dimension(r.min, r.max)
 
 
-def profile_shapes(ov: Any, profile: ShapeProfile) -> dict[str, Any]:
-    """The profile as OpenVINO bounded partial shapes of the two inputs."""
+def profile_shapes(ov: Any, profile: Profile) -> dict[str, Any]:
+    """The profile as OpenVINO bounded partial shapes of the inputs (packed: each flat input's length bounds)."""
+    if isinstance(profile, PackedProfile):
+        lo, hi = profile.shapes("min"), profile.shapes("max")
+        return {name: ov.PartialShape([ov.Dimension(lo[name][0], hi[name][0])]) for name in lo}
     batch = _dim(ov, profile.batch)
     pixels = [batch, 3, _dim(ov, profile.frames), _dim(ov, profile.height), _dim(ov, profile.width)]
     return {
@@ -64,7 +67,7 @@ def profile_shapes(ov: Any, profile: ShapeProfile) -> dict[str, Any]:
     }
 
 
-def convert(onnx_path: Path, profile: ShapeProfile, precision: str) -> Any:
+def convert(onnx_path: Path, profile: Profile, precision: str) -> Any:
     """The ONNX graph as an OpenVINO model with the profile's bounds and the precision's I/O dtypes."""
     import openvino as ov
     from openvino.preprocess import PrePostProcessor
@@ -95,8 +98,10 @@ def _ov_runner(xml: Path, precision: str) -> Any:
     compiled = ov.Core().compile_model(str(xml), DEVICE, compile_config(precision))
     request = compiled.create_infer_request()
 
-    def run(pixels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        request.infer({INPUT_NAMES[0]: _ov_tensor(ov, pixels), INPUT_NAMES[1]: _ov_tensor(ov, positions)})
+    names = [port.get_any_name() for port in compiled.inputs]
+
+    def run(*inputs: torch.Tensor) -> torch.Tensor:
+        request.infer({name: _ov_tensor(ov, tensor) for name, tensor in zip(names, inputs, strict=True)})
         out = request.get_output_tensor(0)
         data = torch.from_numpy(np.array(out.data, copy=True))
         return data.view(torch.bfloat16) if precision == "bf16" else data
@@ -143,7 +148,9 @@ class OpenVINOBuilder:
 
         request, meter = ctx.request, ctx.meter
         meter.stage("load", f"{request.model_dir} as fp32 (the graph OpenVINO converts)")
-        wrapper = load_wrapper(request.model_dir, "fp32", request.output_layer)
+        wrapper = load_wrapper(
+            request.model_dir, "fp32", request.output_layer, packed=packed_attention(self.kind, request)
+        )
         onnx_path, onnx_facts = self._onnx(ctx, wrapper)
         hint = INFERENCE_PRECISION[request.precision]
         meter.stage("convert", f"OpenVINO ONNX frontend + save_model (weights fp32, inference precision {hint})")
@@ -164,6 +171,6 @@ class OpenVINOBuilder:
             "weights_precision": "fp32",
             "converted_from": "the bundle's fp32 ONNX graph, OpenVINO's ONNX frontend",
             "onnx": onnx_facts,
-            "example_shape": list(example_shape(request.profile)),
+            **example_facts(request.profile),
         }
         return Produced(extra_files=[weights], extra=extra, build={"verify": verify}, tools=("openvino",))

@@ -10,8 +10,10 @@ from typing import Any
 
 from torch.export import ExportedProgram
 
+from contract.backends import BACKENDS
 from contract.manifest import write_manifest
 from models import OneVisionEncoderConfig
+from models.packing import MODES as PACKED_MODES
 
 from .artifact import artifact_path, check_request, install, make_manifest, refuse_existing, staging
 from .base import BuildRequest, BuildResult, ExportError
@@ -68,10 +70,24 @@ def run_build(
     return BuildResult(kind, target, manifest, float(build["seconds"]), float(build["peak_rss_mib"]))
 
 
-def load_and_export(ctx: BuildContext) -> tuple[EncoderExport, ExportedProgram]:
+def packed_attention(kind: str, request: BuildRequest) -> str | None:
+    """How a packed build of `kind` attends within items: options["packed_attention"], else its description's choice
+    (contract/backends.py); None for a batched profile. One ExportError line for a kind that cannot pack."""
+    if not request.profile.packed:
+        return None
+    chosen = request.options.get("packed_attention") or BACKENDS[kind].packed
+    if chosen is None:
+        raise ExportError(f"{kind}: {BACKENDS[kind].label}s cannot be exported packed; use a batched profile")
+    if chosen not in PACKED_MODES:
+        raise ExportError(f"{kind}: packed_attention must be one of {PACKED_MODES}, got {chosen!r}")
+    return str(chosen)
+
+
+def load_and_export(ctx: BuildContext, kind: str) -> tuple[EncoderExport, ExportedProgram]:
     """The first two stages the torch-based kinds share: load the export wrapper, then torch.export it."""
     request, meter = ctx.request, ctx.meter
     meter.stage("load", f"{request.model_dir} as {request.precision} on {request.device}")
-    wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, request.device)
+    attention = packed_attention(kind, request)
+    wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, request.device, attention)
     meter.stage("torch.export", describe(request.profile))
     return wrapper, export_program(wrapper, request.profile, request.device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from .base import BuildRequest, BuildResult
-from .inputs import example_shape
+from .inputs import example_facts
 from .pipeline import BuildContext, Produced, load_and_export, run_build
 from .verify import verify_artifact
 
@@ -31,7 +31,7 @@ class TorchExportBuilder:
 
     def _produce(self, ctx: BuildContext) -> Produced:
         request, meter = ctx.request, ctx.meter
-        wrapper, program = load_and_export(ctx)
+        wrapper, program = load_and_export(ctx, self.kind)
         meter.stage("save", "torch.export.save")
         torch.export.save(program, ctx.staged)
         meter.stage("verify", "torch.export.load round trip, run at the profile's min shape against eager")
@@ -39,7 +39,7 @@ class TorchExportBuilder:
         verify = verify_artifact(self.kind, loaded, wrapper, request.profile, request.precision, request.device)
         extra = {
             "loader": "torch.export.load(path).module()",
-            "example_shape": list(example_shape(request.profile)),
+            **example_facts(request.profile),
             "range_constraints": {str(k): str(v) for k, v in program.range_constraints.items()},
         }
         return Produced(extra=extra, build={"verify": verify})

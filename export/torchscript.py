@@ -25,16 +25,18 @@ undefined") and it specialises the graph for the build device.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 
 from contract.dtypes import DTYPES
-from contract.profiles import Range, ShapeProfile
+from contract.packing import pack
+from contract.profiles import PackedProfile, Profile, Range, ShapeProfile
 from models.tf32 import exact_float32
 
 from .base import BuildRequest, BuildResult, ExportError
-from .inputs import Shape, inputs_at
-from .pipeline import BuildContext, Produced, run_build
+from .inputs import Shape, inputs_at, packed_item_shapes, packed_items
+from .pipeline import BuildContext, Produced, packed_attention, run_build
 from .torch_export import cuda_missing
 from .verify import verify_artifact
 from .wrapper import EncoderExport, load_wrapper
@@ -52,6 +54,17 @@ def trace_shape(profile: ShapeProfile) -> Shape:
     p = profile.patch
     b, t = _next_to_min(profile.batch), _next_to_min(profile.frames)
     return b, t, _next_to_min(profile.height, p), _next_to_min(profile.width, p)
+
+
+def trace_example(profile: Profile, dtype: torch.dtype, device: str) -> tuple[list[Any], tuple[torch.Tensor, ...]]:
+    """What to trace at: (B,T,H,W) one step above the profile's min (`trace_shape`), or a packed profile's example
+    items (the build-time check packs other items: export/inputs.py)."""
+    if isinstance(profile, PackedProfile):
+        shapes = packed_item_shapes(profile, "example")
+        items = packed_items(shapes, dtype, profile.patch, device)
+        return [list(s) for s in shapes], pack(items, profile.patch)
+    shape = trace_shape(profile)
+    return list(shape), inputs_at(shape, dtype, profile.patch, device)
 
 
 def trace(wrapper: EncoderExport, example: tuple[torch.Tensor, ...]) -> tuple[torch.jit.ScriptModule, list[str]]:
@@ -98,10 +111,10 @@ class TorchScriptBuilder:
     def _produce(self, ctx: BuildContext) -> Produced:
         request, meter = ctx.request, ctx.meter
         meter.stage("load", f"{request.model_dir} as {request.precision} on {request.device}")
-        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, request.device)
-        shape = trace_shape(request.profile)
-        meter.stage("trace", f"torch.jit.trace (legacy TorchScript), profile {request.profile.name}, (B,T,H,W) {shape}")
-        example = inputs_at(shape, DTYPES[request.precision], request.profile.patch, request.device)
+        attention = packed_attention(self.kind, request)
+        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, request.device, attention)
+        shape, example = trace_example(request.profile, DTYPES[request.precision], request.device)
+        meter.stage("trace", f"torch.jit.trace (legacy TorchScript), profile {request.profile.name}, at {shape}")
         traced, tracer_warnings = trace(wrapper, example)
         if tracer_warnings:
             raise ExportError(
@@ -120,7 +133,7 @@ class TorchScriptBuilder:
         verify = verify_artifact(self.kind, loaded, wrapper, request.profile, request.precision, request.device)
         extra = {
             "loader": "torch.jit.load(path, map_location=device)",
-            "trace_shape": list(shape),
+            "trace_shape": shape,
             "frozen": True,
             "optimize_for_inference": False,
             "movable": True,

@@ -14,7 +14,7 @@ import torch
 from torch.export import Dim, ExportedProgram
 
 from contract.io import DYNAMIC_AXES, INPUT_NAMES
-from contract.profiles import Range, ShapeProfile
+from contract.profiles import PackedProfile, Profile, Range, ShapeProfile
 
 from .device_free import make_device_free
 from .inputs import example_inputs
@@ -52,10 +52,19 @@ def export_mode() -> Iterator[None]:
         yield
 
 
-def export_program(wrapper: EncoderExport, profile: ShapeProfile, device: str = "cpu") -> ExportedProgram:
+def packed_dynamic_shapes(profile: PackedProfile) -> dict[str, dict[int, Any]]:
+    """torch.export dynamic_shapes of the packed inputs in rows layout: N tokens, (N, C*p*p) patches and (N, 3)
+    positions, and B items (cu_seqlens is B+1 long)."""
+    tokens = Dim("tokens", min=profile.call_tokens.min, max=profile.call_tokens.max)
+    items = Dim("items", min=profile.call_items.min, max=profile.call_items.max)
+    return {"pixel_patches": {0: tokens}, "patch_positions": {0: tokens}, "cu_seqlens": {0: items + 1}}
+
+
+def export_program(wrapper: EncoderExport, profile: Profile, device: str = "cpu") -> ExportedProgram:
     """torch.export the wrapper with the profile's dynamic axes (non-strict, size-oblivious backed sizes); the program
     names no device (export/device_free.py), so it runs on any device after `.module().to(device)`."""
     args = example_inputs(wrapper, profile, device)
+    shapes = packed_dynamic_shapes(profile) if isinstance(profile, PackedProfile) else dynamic_shapes(profile)
     with export_mode():
-        program = torch.export.export(wrapper, args, dynamic_shapes=dynamic_shapes(profile), strict=False)
+        program = torch.export.export(wrapper, args, dynamic_shapes=shapes, strict=False)
     return make_device_free(program)

@@ -42,16 +42,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from contract.io import INPUT_NAMES
+from contract.io import INPUT_NAMES, PACKED_INPUT_NAMES
 from contract.manifest import file_sha256, write_manifest
-from contract.profiles import ShapeProfile
+from contract.profiles import Profile
 from runtime.backends.tensorrt import TRT, TRT_RTX, TensorRTAPI, cuda_unavailable, gpu_info, write_atomic
 
 from .artifact import io_specs
 from .base import BuildRequest, BuildResult, ExportError
 from .measure import BuildMeter
 from .onnx_model import reusable_onnx, union_profile
-from .pipeline import BuildContext, Produced, run_build
+from .pipeline import BuildContext, Produced, packed_attention, run_build
 from .trt_parse import ParsedNetwork, parse_onnx, tensor_facts
 from .verify import verify_artifact
 
@@ -73,7 +73,7 @@ def _read_cache(path: str | None) -> bytes:
     return b""
 
 
-def network_io(network: trt.INetworkDefinition, profiles: list[ShapeProfile]) -> list[dict[str, Any]]:
+def network_io(network: trt.INetworkDefinition, profiles: list[Profile]) -> list[dict[str, Any]]:
     """Every I/O tensor as the built network reports it (name, dtype, shape with -1 for dynamic axes), inputs with
     each optimisation profile's min/opt/max."""
     io = []
@@ -167,18 +167,23 @@ class TensorRTBuilder:
         ctx.meter.stage("onnx", f"exporting the {request.precision} graph, dynamic over {union.name}")
         # The ONNX builder's writer with this build's meter (a second meter would reset the peak-RSS measurement).
         path = ctx.staged.parent / "onnx" / f"model-{request.precision}.onnx"
-        path = write_onnx(request, path, profile=union, precision=request.precision, meter=ctx.meter).path
+        attention = packed_attention(self.kind, request)
+        info = write_onnx(
+            request, path, profile=union, precision=request.precision, meter=ctx.meter, attention=attention
+        )
+        path = info.path
         return path, {"path": None, "sha256": file_sha256(path), "profile": union.name, "built": True}
 
-    def _parse(self, path: Path, meter: BuildMeter) -> ParsedNetwork:
+    def _parse(self, path: Path, meter: BuildMeter, packed: bool) -> ParsedNetwork:
         meter.stage("parse", f"{self.api.label} ONNX parser, strongly typed network from {path.name}")
         try:
             parsed = parse_onnx(path, self.api)
         except ExportError as exc:
             raise ExportError(f"{self.kind}: {exc}") from None
         names = [t["name"] for t in parsed.inputs()]
-        if sorted(names) != sorted(INPUT_NAMES):
-            raise ExportError(f"{self.kind}: the network's inputs are {names}, expected {list(INPUT_NAMES)}")
+        expected = PACKED_INPUT_NAMES if packed else INPUT_NAMES
+        if sorted(names) != sorted(expected):
+            raise ExportError(f"{self.kind}: the network's inputs are {names}, expected {list(expected)}")
         return parsed
 
     def _produce(self, ctx: BuildContext) -> Produced:
@@ -190,7 +195,7 @@ class TensorRTBuilder:
         request, meter, api = ctx.request, ctx.meter, self.api
         opts = self.options(request)
         onnx_path, onnx_facts = self._onnx(ctx, opts)
-        parsed = self._parse(onnx_path, meter)
+        parsed = self._parse(onnx_path, meter, request.profile.packed)
         builder, network = parsed.builder, parsed.network
 
         config = builder.create_builder_config()
@@ -205,7 +210,7 @@ class TensorRTBuilder:
         for profile in request.profiles:
             trt_profile = builder.create_optimization_profile()
             lo, opt, hi = (profile.shapes(which) for which in ("min", "opt", "max"))
-            for name in INPUT_NAMES:
+            for name in lo:
                 trt_profile.set_shape(name, _dims(trt, lo[name]), _dims(trt, opt[name]), _dims(trt, hi[name]))
             if config.add_optimization_profile(trt_profile) < 0:
                 raise ExportError(f"{self.kind}: {api.label} refused profile {profile.name!r}: {profile.to_dict()}")

@@ -16,13 +16,15 @@ from typing import Any
 
 import torch
 
-from contract.profiles import ShapeProfile
+from contract.backends import BACKENDS
+from contract.packing import pack
+from contract.profiles import PackedProfile, Profile
 from models.eager import EagerRunner
 from models.metrics import compare
 from models.tf32 import exact_float32
 
 from .base import ExportError
-from .inputs import inputs_at, profile_shape
+from .inputs import inputs_at, packed_item_shapes, packed_items, profile_shape
 from .wrapper import EncoderExport
 
 # rel L2 bounds a build must meet: fp32 graphs reorder float ops only (measured ~1e-6); fp16/bf16 round differently
@@ -71,19 +73,35 @@ def eager_output(wrapper: EncoderExport, pixels: torch.Tensor, positions: torch.
 
 def verify_artifact(
     kind: str,
-    run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    run: Callable[..., torch.Tensor],
     wrapper: EncoderExport,
-    profile: ShapeProfile,
+    profile: Profile,
     precision: str,
     device: str = "cpu",
     which: str = "min",
 ) -> dict[str, Any]:
-    """Run `run(pixel_values, patch_positions)` and the eager wrapper at one profile shape; raise if they differ."""
-    shape = profile_shape(profile, which)
-    pixels, positions = inputs_at(shape, next(wrapper.parameters()).dtype, profile.patch, device, seed=1)
-    expected = eager_output(wrapper, pixels, positions)
+    """Run `run(*inputs)` and the eager model at one profile shape (packed: a call of the profile's check items,
+    against each item run alone through eager); raise if they differ."""
+    dtype = next(wrapper.parameters()).dtype
+    if isinstance(profile, PackedProfile):
+        shapes = packed_item_shapes(profile, "check")
+        items = packed_items(shapes, dtype, profile.patch, device, seed=1)
+        expected = torch.cat([eager_output(wrapper, pv, pos)[0] for pv, pos in items])
+        inputs: tuple[torch.Tensor, ...] = pack(items, profile.patch, flat=BACKENDS[kind].packed_flat)
+        where = f"items (T,H,W) {shapes}"
+        facts: dict[str, Any] = {"items": [list(x) for x in shapes]}
+    else:
+        shape = profile_shape(profile, which)
+        inputs = inputs_at(shape, dtype, profile.patch, device, seed=1)
+        expected = eager_output(wrapper, *inputs)
+        where = f"shape {shape}"
+        facts = {"shape": list(shape)}
     with torch.no_grad(), exact_float32():
-        actual = run(pixels, positions)
+        actual = run(*inputs)
+    return {**facts, **_judge(kind, actual, expected, precision, where)}
+
+
+def _judge(kind: str, actual: torch.Tensor, expected: torch.Tensor, precision: str, where: str) -> dict[str, Any]:
     try:
         m = compare(actual, expected)
     except ValueError:
@@ -92,7 +110,7 @@ def verify_artifact(
     bound = MAX_REL_L2[precision]
     if not stats["finite"] or m.rel_l2 > bound:
         raise ExportError(
-            f"{kind}: artifact output differs from eager at shape {shape} (rel L2 {m.rel_l2:.2e} > {bound:.0e}, "
+            f"{kind}: artifact output differs from eager at {where} (rel L2 {m.rel_l2:.2e} > {bound:.0e}, "
             f"max abs {m.max_abs:.2e}, {m.nonfinite} non-finite): the exported graph is wrong"
         )
-    return {"shape": list(shape), "reference": f"eager sdpa {precision}", "max_rel_l2": bound, **stats}
+    return {"reference": f"eager sdpa {precision}", "max_rel_l2": bound, **stats}

@@ -1,4 +1,6 @@
-"""The exported function: (pixel_values (B,3,T,H,W) float, patch_positions (B,L,3) int64) -> last_hidden_state."""
+"""The exported functions: batched (pixel_values (B,3,T,H,W) float, patch_positions (B,L,3) int64) ->
+last_hidden_state (B,L,hidden), and packed (pixel_patches, patch_positions, cu_seqlens: contract/packing.py) ->
+last_hidden_state (N,hidden)."""
 
 from __future__ import annotations
 
@@ -44,13 +46,37 @@ class EncoderExport(nn.Module):
         return last
 
 
+class EncoderPackedExport(EncoderExport):
+    """The packed entry point (`OneVisionEncoderModel.forward_packed`) with the batched wrapper's settings, attending
+    within each item by `attention` ("mask" or "padded", models/packing.py); traced with the rows layout (N, C*p*p)
+    and (N, 3) (contract/packing.py; an ONNX graph gets its flat boundary afterwards: export/onnx_model.py)."""
+
+    def __init__(self, model: OneVisionEncoderModel, output_layer: int, attention: str) -> None:
+        super().__init__(model, output_layer)
+        self.attention = attention
+
+    def forward(  # type: ignore[override]
+        self, pixel_patches: torch.Tensor, patch_positions: torch.Tensor, cu_seqlens: torch.Tensor
+    ) -> torch.Tensor:
+        return self.model.forward_packed(
+            pixel_patches, patch_positions, cu_seqlens, attention=self.attention, num_layers=self.num_layers
+        )
+
+
 def load_wrapper(
-    model_dir: str | os.PathLike[str], precision: str, output_layer: int, device: str = "cpu"
+    model_dir: str | os.PathLike[str],
+    precision: str,
+    output_layer: int,
+    device: str = "cpu",
+    packed: str | None = None,
 ) -> EncoderExport:
-    """The eval-mode export wrapper in `precision` on `device` (sdpa, explicit positions, `output_layer`)."""
+    """The eval-mode export wrapper in `precision` on `device` (sdpa, explicit positions, `output_layer`); `packed`:
+    the packed entry point with that attention ("mask" | "padded")."""
     model: OneVisionEncoderModel = load_model(model_dir, dtype_of(precision), "sdpa", device=device)
     model.requires_grad_(False)
     try:
-        return EncoderExport(model, output_layer).eval()
+        if packed is None:
+            return EncoderExport(model, output_layer).eval()
+        return EncoderPackedExport(model, output_layer, packed).eval()
     except ValueError as exc:
         raise ExportError(str(exc)) from None

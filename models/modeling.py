@@ -15,10 +15,12 @@ from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPo
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from contract.errors import CheckpointError, InputError
+from contract.packing import flatten_patches
 
 from .attention import ALWAYS_AVAILABLE
 from .checkpoint import check_weights, load_config
 from .configuration import OneVisionEncoderConfig
+from .packing import Packing
 from .rope import VideoRotaryEmbeddingSplit466, apply_rotary
 
 
@@ -63,14 +65,6 @@ def sdpa_attention(
         query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, is_causal=False
     )
     return out.transpose(1, 2).contiguous(), None
-
-
-def flatten_patches(pixel_values: torch.Tensor, patch: int) -> torch.Tensor:
-    """(B, C, T, H, W) -> (B, T*(H/p)*(W/p), C*p*p): each patch as one row, in token order (frame-major, then
-    row-major) and in the conv weight's own layout (channel, then row, then column within the patch)."""
-    b, c, t, h, w = pixel_values.shape
-    grid = pixel_values.reshape(b, c, t, h // patch, patch, w // patch, patch)
-    return grid.permute(0, 2, 3, 5, 1, 4, 6).reshape(b, -1, c * patch * patch)
 
 
 class OneVisionEncoderEmbeddings(nn.Module):
@@ -134,14 +128,22 @@ class OneVisionEncoderAttention(nn.Module):
         return ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention)  # type: ignore[no-any-return,unused-ignore]
 
     def forward(
-        self, hidden_states: torch.Tensor, rotary_pos_emb: torch.Tensor | None = None, **kwargs: Any
+        self,
+        hidden_states: torch.Tensor,
+        rotary_pos_emb: torch.Tensor | None = None,
+        packing: Packing | None = None,
+        **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`packing`: the tokens are B items packed into one sequence (models/packing.py): each attends within its
+        own item (sdpa semantics)."""
         b, n, _ = hidden_states.shape
         q = self.q_proj(hidden_states).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(hidden_states).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(hidden_states).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
         if rotary_pos_emb is not None:
             q, k = apply_rotary(q, k, rotary_pos_emb)
+        if packing is not None:
+            return self.out_proj(packing.attend(q, k, v, self.scale).reshape(b, n, self.embed_dim)), None
         out, weights = self._interface()(
             self,
             q,
@@ -454,6 +456,29 @@ class OneVisionEncoderModel(OneVisionEncoderPreTrainedModel):
         last = out.last_hidden_state
         intermediates = [out.hidden_states[i] for i in taken] if record and out.hidden_states else [last]
         return intermediates if intermediates_only else (last, intermediates)
+
+    def forward_packed(
+        self,
+        pixel_patches: torch.Tensor,
+        patch_positions: torch.Tensor,
+        cu_seqlens: torch.Tensor,
+        *,
+        attention: str = "mask",
+        num_layers: int | None = None,
+    ) -> torch.Tensor:
+        """B items of different shapes in one call (contract/packing.py): flat patches (N*C*p*p,), flat [t, h, w]
+        positions (N*3,) and the items' offsets (B+1,) -> last_hidden_state (N, hidden), each item's tokens attending
+        only to each other (sdpa semantics; `attention`: "mask" or "padded", models/packing.py). Item i's rows equal
+        the item run alone through `forward` with its positions, up to the float rounding of another kernel shape."""
+        c, p = self.config.num_channels, self.config.patch_size
+        patches = pixel_patches.reshape(-1, c * p * p)
+        positions = patch_positions.reshape(-1, 3)
+        packing = Packing.from_offsets(cu_seqlens, positions, attention)
+        hidden = self.layernorm_pre(self.embeddings.embed_patches(patches))[None]
+        freqs = self.video_rope.forward_from_positions(positions)
+        freqs = torch.cat((freqs, freqs), dim=-1)[None]
+        out = self.encoder(hidden, rotary_pos_emb=freqs, num_layers=num_layers, packing=packing)
+        return out.last_hidden_state[0]
 
     def _check_visible(self, visible_indices: torch.Tensor, grid: tuple[int, int, int, int]) -> None:
         b, t, hp, wp = grid
