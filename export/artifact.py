@@ -31,6 +31,7 @@ from contract.manifest import PRECISIONS, SUFFIX, Manifest, manifest_path, tool_
 from contract.packing import CU_DTYPE
 from contract.profiles import Profile
 from models import CheckpointError, InputError, OneVisionEncoderConfig, layers_for_output, load_config, weights_sha256
+from models.packing import MODES as PACKED_MODES
 
 from .base import BuildRequest, ExportError
 from .inputs import dtype_of, symbolic_shapes
@@ -83,6 +84,19 @@ def check_request(request: BuildRequest) -> OneVisionEncoderConfig:
                 f"patch_size {config.patch_size}: use a profile with patch={config.patch_size}"
             )
     return config
+
+
+def packed_attention(kind: str, request: BuildRequest) -> str | None:
+    """How a packed build of `kind` attends within items: options["packed_attention"], else its description's choice
+    (contract/backends.py); None for a batched profile. One ExportError line for a kind that cannot pack."""
+    if not request.profile.packed:
+        return None
+    chosen = request.options.get("packed_attention") or BACKENDS[kind].packed
+    if chosen is None:
+        raise ExportError(f"{kind}: {BACKENDS[kind].label}s cannot be exported packed; use a batched profile")
+    if chosen not in PACKED_MODES:
+        raise ExportError(f"{kind}: packed_attention must be one of {PACKED_MODES}, got {chosen!r}")
+    return str(chosen)
 
 
 def artifact_path(request: BuildRequest, kind: str, config: OneVisionEncoderConfig | None = None) -> Path:
@@ -206,5 +220,9 @@ def make_manifest(
         outputs=outputs,
         tools=tool_versions(*tools),
         build=build,
-        extra={"layers_run": layers_run(request.output_layer, config.num_hidden_layers), **extra},
+        extra={
+            "layers_run": layers_run(request.output_layer, config.num_hidden_layers),
+            **({"packed_attention": packed_attention(kind, request)} if request.profile.packed else {}),
+            **extra,
+        },
     )

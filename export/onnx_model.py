@@ -35,10 +35,11 @@ from contract.manifest import FORMAT_VERSION, ManifestError, file_sha256, read_m
 from contract.profiles import AXES, CHANNELS, Profile, Range, ShapeProfile
 from models import weights_sha256
 
+from .artifact import packed_attention
 from .base import BuildRequest, BuildResult, ExportError
 from .inputs import describe, example_facts, example_inputs
 from .measure import BuildMeter
-from .pipeline import BuildContext, Produced, packed_attention, run_build
+from .pipeline import BuildContext, Produced, run_build
 from .trace import export_mode, export_program
 from .verify import verify_artifact
 from .wrapper import EncoderExport, EncoderPackedExport, load_wrapper

@@ -32,10 +32,11 @@ from contract.manifest import file_sha256
 from contract.profiles import PackedProfile, Profile, Range
 from models.tf32 import exact_float32
 
+from .artifact import packed_attention
 from .base import BuildRequest, BuildResult
 from .inputs import example_facts
 from .onnx_model import reusable_onnx, write_onnx
-from .pipeline import BuildContext, Produced, packed_attention, run_build
+from .pipeline import BuildContext, Produced, run_build
 from .verify import verify_artifact
 from .wrapper import EncoderExport, load_wrapper
 

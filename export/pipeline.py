@@ -10,12 +10,18 @@ from typing import Any
 
 from torch.export import ExportedProgram
 
-from contract.backends import BACKENDS
 from contract.manifest import write_manifest
 from models import OneVisionEncoderConfig
-from models.packing import MODES as PACKED_MODES
 
-from .artifact import artifact_path, check_request, install, make_manifest, refuse_existing, staging
+from .artifact import (
+    artifact_path,
+    check_request,
+    install,
+    make_manifest,
+    packed_attention,
+    refuse_existing,
+    staging,
+)
 from .base import BuildRequest, BuildResult, ExportError
 from .inputs import describe
 from .measure import BuildMeter
@@ -68,19 +74,6 @@ def run_build(
     size = sum(int(f["size"]) for f in manifest.files)
     meter.say(f"wrote {target} ({size / 2**20:.1f} MiB) in {build['seconds']:.1f}s, peak {build['peak_rss_mib']} MiB")
     return BuildResult(kind, target, manifest, float(build["seconds"]), float(build["peak_rss_mib"]))
-
-
-def packed_attention(kind: str, request: BuildRequest) -> str | None:
-    """How a packed build of `kind` attends within items: options["packed_attention"], else its description's choice
-    (contract/backends.py); None for a batched profile. One ExportError line for a kind that cannot pack."""
-    if not request.profile.packed:
-        return None
-    chosen = request.options.get("packed_attention") or BACKENDS[kind].packed
-    if chosen is None:
-        raise ExportError(f"{kind}: {BACKENDS[kind].label}s cannot be exported packed; use a batched profile")
-    if chosen not in PACKED_MODES:
-        raise ExportError(f"{kind}: packed_attention must be one of {PACKED_MODES}, got {chosen!r}")
-    return str(chosen)
 
 
 def load_and_export(ctx: BuildContext, kind: str) -> tuple[EncoderExport, ExportedProgram]:

@@ -34,9 +34,10 @@ from contract.packing import pack
 from contract.profiles import PackedProfile, Profile, Range, ShapeProfile
 from models.tf32 import exact_float32
 
+from .artifact import packed_attention
 from .base import BuildRequest, BuildResult, ExportError
 from .inputs import Shape, inputs_at, packed_item_shapes, packed_items
-from .pipeline import BuildContext, Produced, packed_attention, run_build
+from .pipeline import BuildContext, Produced, run_build
 from .torch_export import cuda_missing
 from .verify import verify_artifact
 from .wrapper import EncoderExport, load_wrapper

@@ -47,11 +47,11 @@ from contract.manifest import file_sha256, write_manifest
 from contract.profiles import Profile
 from runtime.backends.tensorrt import TRT, TRT_RTX, TensorRTAPI, cuda_unavailable, gpu_info, write_atomic
 
-from .artifact import io_specs
+from .artifact import io_specs, packed_attention
 from .base import BuildRequest, BuildResult, ExportError
 from .measure import BuildMeter
 from .onnx_model import reusable_onnx, union_profile
-from .pipeline import BuildContext, Produced, packed_attention, run_build
+from .pipeline import BuildContext, Produced, run_build
 from .trt_parse import ParsedNetwork, parse_onnx, tensor_facts
 from .verify import verify_artifact
 
@@ -283,11 +283,17 @@ class TensorRTBuilder:
         from .wrapper import load_wrapper
 
         request = ctx.request
-        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, "cuda")
+        attention = packed_attention(self.kind, request)
+        wrapper = load_wrapper(request.model_dir, request.precision, request.output_layer, "cuda", attention)
         engine = TensorRTEngine(ctx.staged, torch.device("cuda", torch.cuda.current_device()), self.api)
+        names = PACKED_INPUT_NAMES if request.profile.packed else INPUT_NAMES
+
+        def run(*inputs: torch.Tensor) -> torch.Tensor:
+            return engine.run(dict(zip(names, inputs, strict=True)))
+
         try:
             return [
-                verify_artifact(self.kind, engine.run, wrapper, profile, request.precision, "cuda")
+                verify_artifact(self.kind, run, wrapper, profile, request.precision, "cuda")
                 for profile in request.profiles
             ]
         finally:

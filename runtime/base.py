@@ -36,6 +36,7 @@ from __future__ import annotations
 import abc
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
@@ -44,9 +45,12 @@ import numpy as np
 import torch
 
 from contract.dtypes import DTYPES
+from contract.errors import InputError
 from contract.manifest import Manifest
-from contract.profiles import ShapeProfile
+from contract.packing import pack, unpack
+from contract.profiles import PackedProfile, Profile, profile_from_dict
 
+from .packed import Widths, check_call, check_items, plan_calls
 from .validation import check_inputs
 
 
@@ -90,7 +94,7 @@ class Runner(abc.ABC):
 
     path: Path
     manifest: Manifest
-    profile: ShapeProfile
+    profile: Profile
     precision: str
     dtype: torch.dtype
     device: torch.device
@@ -99,7 +103,7 @@ class Runner(abc.ABC):
     def __init__(self, path: str | os.PathLike[str], manifest: Manifest, device: str | torch.device | None = None):
         self.path = Path(path)
         self.manifest = manifest
-        self.profile = ShapeProfile.from_dict(manifest.profile)
+        self.profile = profile_from_dict(manifest.profile)
         self.precision = manifest.precision
         if manifest.precision not in DTYPES:
             raise LoadError(f"{self.path}: unknown precision {manifest.precision!r} (expected one of {sorted(DTYPES)})")
@@ -120,8 +124,10 @@ class Runner(abc.ABC):
         """Load the artifact at `self.path` for `self.device`; set `self.provider`."""
 
     @abc.abstractmethod
-    def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        """Validated (B, 3, T, H, W) `self.dtype` and (B, L, 3) int64 tensors on `self.device` -> (B, L, hidden)."""
+    def _run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Validated inputs on `self.device`, in the manifest's input order -> last_hidden_state: (B, 3, T, H, W)
+        `self.dtype` and (B, L, 3) int64 -> (B, L, hidden); a packed artifact's three (contract/packing.py) ->
+        (N, hidden)."""
 
     # -- public API ----------------------------------------------------------------------------------------------
     @property
@@ -133,8 +139,32 @@ class Runner(abc.ABC):
                 return int(shape[-1])
         return None
 
+    @property
+    def packed(self) -> bool:
+        """A packed artifact (a packed profile: `run_packed`), not a batched one (`runner(pixel_values, ...)`)."""
+        return bool(self.profile.packed)
+
+    @property
+    def packed_flat(self) -> bool:
+        """A packed artifact's inputs are flat (its manifest's patches are 1-D: ONNX graphs), else rows."""
+        return len(self.manifest.inputs[0].get("shape") or []) == 1
+
+    def output_shape(self, inputs: tuple[torch.Tensor, ...]) -> tuple[int, ...]:
+        """last_hidden_state's shape for these (validated) inputs: (B, L, hidden), or (N, hidden) when packed."""
+        hidden = self.hidden_size
+        if hidden is None:
+            raise LoadError(f"{self.path}: its manifest does not give the hidden size")
+        if self.packed:
+            return (inputs[1].numel() // 3, hidden)
+        return (*inputs[1].shape[:2], hidden)
+
     def prepare(self, pixel_values: Any, patch_positions: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Validate both inputs against the manifest and return them as the backend receives them."""
+        if isinstance(self.profile, PackedProfile):
+            raise InputError(
+                f"{self.path.name} is a packed artifact (profile {self.profile.name!r}): call run_packed(items), "
+                "a list of (pixel_values, patch_positions) pairs"
+            )
         pv, pos = check_inputs(pixel_values, patch_positions, self.profile, self.dtype)
         pv = pv.to(self.device, non_blocking=False).contiguous()
         pos = pos.to(self.device, non_blocking=False).contiguous()
@@ -146,15 +176,55 @@ class Runner(abc.ABC):
         pv, pos = self.prepare(pixel_values, patch_positions)
         return self.run_prepared(pv, pos)
 
-    def run_prepared(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        """Run inputs that `prepare()` returned, without validating them again (what benchmarks time: the compute
-        alone, like an eager model call). Anything else must go through `runner(...)`."""
-        pv, pos = pixel_values, patch_positions
+    def run_prepared(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Run inputs that `prepare()` (or a packed plan) returned, without validating them again (what benchmarks
+        time: the compute alone, like an eager model call). Anything else must go through `runner(...)` or
+        `run_packed`."""
         with torch.no_grad():
             if self.thread_safe:
-                return self._run(pv, pos)
+                return self._run(*inputs)
             with self._lock:
-                return self._run(pv, pos)
+                return self._run(*inputs)
+
+    # -- packed calls (contract/packing.py, runtime/packed.py) ---------------------------------------------------
+    def _packed_profile(self) -> PackedProfile:
+        if not isinstance(self.profile, PackedProfile):
+            raise InputError(
+                f"{self.path.name} is a batched artifact (profile {self.profile.name!r}): packed calls need one "
+                f"exported with a packed profile (e.g. `make export-{self.kind} PROFILE=packed-any`)"
+            )
+        return self.profile
+
+    def plan_packed(self, items: Sequence[tuple[Any, Any]]) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
+        """Every item checked (refused by its index, before anything runs), then the calls to make: (item indices,
+        the call's inputs on this device), within the profile's budget (runtime/packed.py)."""
+        profile = self._packed_profile()
+        checked = check_items(items, profile, self.dtype)
+        widths = Widths.of(self.manifest.source.get("config") or {}, self.manifest.extra.get("layers_run"))
+        attention = str(self.manifest.extra.get("packed_attention", "mask"))
+        calls = plan_calls([int(pos.shape[1]) for _, pos in checked], profile, attention, widths)
+        plans = []
+        for call in calls:
+            inputs = pack([checked[i] for i in call], profile.patch, flat=self.packed_flat)
+            plans.append((call, tuple(t.to(self.device).contiguous() for t in inputs)))
+        return plans
+
+    def run_packed(self, items: Sequence[tuple[Any, Any]]) -> list[torch.Tensor]:
+        """Items of different shapes, each (pixel_values (1, 3, T, H, W), patch_positions (1, L, 3)) as for a single
+        call, run packed (as few calls as the profile's budget allows) -> one (1, L, hidden) tensor per item, in
+        order."""
+        outputs: list[torch.Tensor | None] = [None] * len(items)
+        for call, inputs in self.plan_packed(items):
+            for index, out in zip(call, unpack(self.run_prepared(*inputs), inputs[2]), strict=True):
+                outputs[index] = out
+        return [o for o in outputs if o is not None]
+
+    def run_packed_call(self, pixel_patches: Any, patch_positions: Any, cu_seqlens: Any) -> torch.Tensor:
+        """One packed call as given (the artifact's own layout: contract/packing.py), checked whole: layout, dtypes,
+        the offsets and the profile's budget -> (N, hidden)."""
+        profile = self._packed_profile()
+        inputs = check_call(pixel_patches, patch_positions, cu_seqlens, profile, self.dtype, self.packed_flat)
+        return self.run_prepared(*(t.to(self.device).contiguous() for t in inputs))
 
     def computes_tf32(self) -> bool:
         """Whether this runner's fp32 matmuls may use TF32 now. Torch kinds follow the process's settings

@@ -44,7 +44,7 @@ from safetensors.torch import save_file
 
 from contract.errors import CheckpointError, InputError, ManifestError
 from contract.manifest import file_sha256
-from contract.profiles import ShapeProfile
+from contract.profiles import Profile
 
 from .base import DTYPES, LoadError
 from .media import (
@@ -67,7 +67,7 @@ def features_checksum(features: torch.Tensor) -> str:
     return hashlib.sha256(data.astype("<f4", copy=False).tobytes()).hexdigest()
 
 
-def fit_square(size: int, profile: ShapeProfile) -> int | None:
+def fit_square(size: int, profile: Profile) -> int | None:
     """`size` if a size x size frame fits the profile, else the largest square multiple of its patch that does (or
     None)."""
     low = max(profile.height.min, profile.width.min)
@@ -122,7 +122,7 @@ class MediaSettings:
     timeline: int | None = None
 
 
-def fit_to_profile(settings: MediaSettings, processor: Any, profile: ShapeProfile) -> tuple[MediaSettings, list[str]]:
+def fit_to_profile(settings: MediaSettings, processor: Any, profile: Profile) -> tuple[MediaSettings, list[str]]:
     """`settings` with the defaults that follow the artifact's profile, and notes (one line each) on what was fitted.
 
     crop/codec: the processor's crop, or the largest square the profile allows; native: each side capped at the
@@ -175,9 +175,7 @@ def embed_inputs(
     )
 
 
-def make_inputs(
-    args: argparse.Namespace, processor: Any, profile: ShapeProfile | None, timeline: int | None
-) -> MediaInputs:
+def make_inputs(args: argparse.Namespace, processor: Any, profile: Profile | None, timeline: int | None) -> MediaInputs:
     """The model inputs of FILE, with defaults fitted to the artifact's profile (if any)."""
     settings = MediaSettings(
         mode=args.mode,
@@ -213,7 +211,10 @@ def run(args: argparse.Namespace) -> int:
         inputs = make_inputs(args, processor, runner.profile, timeline_of(source.get("config") or {}))
         pixel_values = inputs.pixel_values.to(runner.dtype)  # the processor's float32, cast to the artifact's precision
         t0 = time.perf_counter()
-        features = runner(pixel_values, inputs.patch_positions)
+        if runner.packed:
+            features = runner.run_packed([(pixel_values, inputs.patch_positions)])[0]
+        else:
+            features = runner(pixel_values, inputs.patch_positions)
         elapsed = time.perf_counter() - t0
         meta.update(
             engine=f"{runner.kind} ({runner.provider})",

@@ -23,14 +23,13 @@ The rules (each violation raises one `contract.errors.InputError` naming the inp
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from contract.dtypes import DTYPE_NAMES
 from contract.errors import InputError
-from contract.profiles import ShapeProfile
 
 CHANNELS = 3
 MAX_POSITION = 1 << 24  # exclusive bound: float32 represents every integer below it exactly
@@ -88,8 +87,17 @@ def _positions_to_torch(x: Any) -> torch.Tensor:
     return x
 
 
+class Bounds(Protocol):
+    """What inputs are checked against: a ShapeProfile, or one item of a packed call (runtime/packed.py)."""
+
+    @property
+    def patch(self) -> int: ...
+
+    def violations(self, batch: int, frames: int, height: int, width: int) -> list[str]: ...
+
+
 def check_inputs(
-    pixel_values: Any, patch_positions: Any, profile: ShapeProfile, dtype: torch.dtype
+    pixel_values: Any, patch_positions: Any, profile: Bounds, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate (pixel_values, patch_positions) for an artifact of `profile` and `dtype`.
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from contract.profiles import ShapeProfile
 from runtime import InputError, Runner
 
 Result = np.ndarray | Exception
@@ -27,6 +28,8 @@ def wire_output(out: torch.Tensor) -> np.ndarray:
 
 def run_requests(runner: Runner, requests: Sequence[tuple[Any, Any]]) -> list[Result]:
     """(pixel_values, patch_positions) per request -> last_hidden_state (numpy) or the exception refusing it."""
+    if not isinstance(runner.profile, ShapeProfile):
+        return run_packed_requests(runner, requests)
     results: list[Result | None] = [None] * len(requests)
     groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
     for i, (pixel_values, patch_positions) in enumerate(requests):
@@ -50,6 +53,29 @@ def run_requests(runner: Runner, requests: Sequence[tuple[Any, Any]]) -> list[Re
             for i, pv, _ in chunk:
                 results[i] = array[start : start + pv.shape[0]]
                 start += pv.shape[0]
+    return [r if r is not None else RuntimeError("request was not processed") for r in results]
+
+
+def run_packed_requests(runner: Runner, requests: Sequence[tuple[Any, Any]]) -> list[Result]:
+    """A packed artifact: requests of any shapes the profile allows, each of one item (batch 1) checked on its own
+    (a malformed one refused alone, by its own message), then every valid one packed into as few calls as the budget
+    allows (`Runner.plan_packed`), the outputs split back per request."""
+    results: list[Result | None] = [None] * len(requests)
+    valid: list[tuple[int, tuple[Any, Any]]] = []
+    for i, request in enumerate(requests):
+        try:
+            runner.plan_packed([request])  # checks the request alone
+            valid.append((i, request))
+        except InputError as exc:
+            results[i] = InputError(str(exc).removeprefix("item 0: "))
+    if valid:
+        try:
+            outputs = runner.run_packed([request for _, request in valid])
+            for (i, _), out in zip(valid, outputs, strict=True):
+                results[i] = wire_output(out)
+        except Exception as exc:  # a backend failure refuses these requests, loudly, never silently
+            for i, _ in valid:
+                results[i] = RuntimeError(f"{type(exc).__name__} in the {runner.kind} backend: {exc}")
     return [r if r is not None else RuntimeError("request was not processed") for r in results]
 
 

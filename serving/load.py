@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from contract.profiles import Profile, ShapeProfile
+
 from .client import PROTOCOLS, EncoderClient, host_of
 from .malformed import Malformed, cases
 
@@ -175,6 +177,11 @@ def is_connection_error(exc: BaseException) -> bool:
     )
 
 
+def max_batch(profile: Profile) -> int:
+    """The most samples one request may carry: a batched profile's max batch; a packed one takes one item a request."""
+    return profile.batch.max if isinstance(profile, ShapeProfile) else 1
+
+
 def run_load(
     url: str,
     artifact: str | Path,
@@ -228,7 +235,7 @@ def run_load(
                 ref = references[(cid + j) % len(pool)]
                 sent_types = types
                 if bad is not None:
-                    pv, pos, sent_types = bad.make(pv, pos, types, runner.profile.batch.max)
+                    pv, pos, sent_types = bad.make(pv, pos, types, max_batch(runner.profile))
                     name = bad.name
                 start = time.perf_counter()
                 sample = Sample(cid, j, name, start - t0, 0.0, "")

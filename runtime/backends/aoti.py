@@ -30,5 +30,5 @@ class AOTIRunner(Runner):
             raise LoadError(f"{self.path}: aoti_load_package failed: {type(exc).__name__}: {exc}") from None
         self.provider = f"aoti-{built_for}"
 
-    def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        return first_tensor(self._model(pixel_values, patch_positions), str(self.path))
+    def _run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return first_tensor(self._model(*inputs), str(self.path))

@@ -23,13 +23,12 @@ from typing import Any
 
 import torch
 
-from contract.io import INPUT_NAMES
 from contract.manifest import Manifest
 
 from ..base import LoadError, NotRunnableHere, Runner
 
 # torch dtype <-> ONNX TensorProto element type (what IOBinding.bind_input/bind_output accept as element_type).
-ONNX_TYPES = {torch.float32: 1, torch.float16: 10, torch.bfloat16: 16, torch.int64: 7}
+ONNX_TYPES = {torch.float32: 1, torch.float16: 10, torch.bfloat16: 16, torch.int64: 7, torch.int32: 6}
 ORT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16, "tensor(bfloat16)": torch.bfloat16}
 CUDA_EP = "CUDAExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
@@ -124,15 +123,15 @@ class OnnxRunner(Runner):
         self._session = create_session(self.path, self.device, self.precision)
         inputs = [i.name for i in self._session.get_inputs()]
         outputs = self._session.get_outputs()
-        if inputs != list(INPUT_NAMES) or not outputs:
-            raise LoadError(f"{self.path}: expected inputs {list(INPUT_NAMES)} and one output, got {inputs}")
+        declared = [str(i["name"]) for i in self.manifest.inputs]
+        if inputs != declared or not outputs:
+            raise LoadError(f"{self.path}: expected inputs {declared} and one output, got {inputs}")
+        self._input_names = inputs
         self._output_name = outputs[0].name
         self._out_dtype = ORT_TYPES.get(outputs[0].type, self.dtype)
         hidden = outputs[0].shape[-1] if outputs[0].shape else None
-        size = int(hidden) if isinstance(hidden, int) else self.hidden_size
-        if size is None:
+        if self.hidden_size is None and not isinstance(hidden, int):
             raise LoadError(f"{self.path}: the output's last dimension is not static and the manifest does not give it")
-        self._hidden_dim: int = size
         self.provider = check_providers(self._session, self.device, self.path)
         self._device_type = "cuda" if self.device.type == "cuda" else "cpu"
         self._device_id = int(self.device.index or 0) if self.device.type == "cuda" else 0
@@ -148,11 +147,10 @@ class OnnxRunner(Runner):
             self._local.binding = binding
         return binding
 
-    def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        b, n = patch_positions.shape[:2]
-        out = torch.empty((b, n, self._hidden_dim), dtype=self._out_dtype, device=self.device)
+    def _run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(self.output_shape(inputs), dtype=self._out_dtype, device=self.device)
         binding = self._binding()
-        for name, tensor in zip(INPUT_NAMES, (pixel_values, patch_positions)):
+        for name, tensor in zip(self._input_names, inputs, strict=True):
             binding.bind_input(
                 name,
                 self._device_type,

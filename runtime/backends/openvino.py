@@ -26,7 +26,7 @@ import torch
 from ..base import LoadError, NotRunnableHere, Runner
 
 DEVICE = "CPU"
-OV_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "i64": torch.int64}
+OV_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "i64": torch.int64, "i32": torch.int32}
 
 
 def _openvino() -> Any:
@@ -94,8 +94,8 @@ class OpenVINORunner(Runner):
             return self._ov.Tensor(tensor.view(torch.int16).numpy(), list(tensor.shape), self._ov.Type.bf16)
         return self._ov.Tensor(np.ascontiguousarray(tensor.numpy()))
 
-    def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        feeds = {name: self._tensor(t) for name, t in zip(self._names, (pixel_values, patch_positions), strict=True)}
+    def _run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        feeds = {name: self._tensor(t) for name, t in zip(self._names, inputs, strict=True)}
         self._request.infer(feeds)
         data = torch.from_numpy(np.array(self._request.get_output_tensor(0).data, copy=True))
         return data.view(torch.bfloat16) if self.dtype == torch.bfloat16 else data

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from contract.errors import InputError
-from contract.io import INPUT_NAMES, OUTPUT_NAMES
+from contract.io import INPUT_NAMES, OUTPUT_NAMES, PACKED_INPUT_NAMES
 from contract.manifest import Manifest
 
 from ..base import LoadError, NotRunnableHere, Runner
@@ -275,8 +275,11 @@ class TensorRTEngine:
             if kind not in TORCH_DTYPES:
                 raise LoadError(f"{self.path}: I/O tensor {name!r} has TensorRT type {kind}, which torch cannot hold")
             self.dtypes[name] = TORCH_DTYPES[kind]
-        if sorted(self.inputs) != sorted(INPUT_NAMES) or not self.outputs:
-            raise LoadError(f"{self.path}: engine inputs {self.inputs}, outputs {self.outputs}; expected {INPUT_NAMES}")
+        if sorted(self.inputs) not in (sorted(INPUT_NAMES), sorted(PACKED_INPUT_NAMES)) or not self.outputs:
+            raise LoadError(
+                f"{self.path}: engine inputs {self.inputs}, outputs {self.outputs}; expected {INPUT_NAMES} or the "
+                f"packed {PACKED_INPUT_NAMES}"
+            )
         self.output = OUTPUT_NAMES[0] if OUTPUT_NAMES[0] in self.outputs else self.outputs[0]
         # profile -> input name -> (min shape, max shape), as the engine reports them
         self.profiles: list[dict[str, tuple[tuple[int, ...], tuple[int, ...]]]] = []
@@ -339,11 +342,9 @@ class TensorRTEngine:
             t = t.clone()  # a view at an odd offset of its storage (fresh torch allocations are aligned)
         return t
 
-    def run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        feeds = {
-            INPUT_NAMES[0]: self._bind(INPUT_NAMES[0], pixel_values),
-            INPUT_NAMES[1]: self._bind(INPUT_NAMES[1], patch_positions),
-        }
+    def run(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Input name -> tensor (every input of the engine) -> its output."""
+        feeds = {name: self._bind(name, inputs[name]) for name in self.inputs}
         slot = self._slots[self.select_profile({n: tuple(t.shape) for n, t in feeds.items()})]
         caller = torch.cuda.current_stream(self.device)
         with slot.lock, torch.cuda.device(self.device):
@@ -396,8 +397,9 @@ class TensorRTRunner(Runner):
         self._engine = TensorRTEngine(self.path, self.device, self.api, runtime_cache=cache or None)
         self.provider = f"{self.api.kind}-{self.api.version()}"
 
-    def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        return self._engine.run(pixel_values, patch_positions)
+    def _run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        names = [str(i["name"]) for i in self.manifest.inputs]
+        return self._engine.run(dict(zip(names, inputs, strict=True)))
 
     def computes_tf32(self) -> bool:
         """Decided when the engine was built (option tf32, recorded in the manifest), not by torch's flags."""

@@ -35,5 +35,5 @@ class TorchExportRunner(Runner):
         self._module = module.to(self.device) if self.device.type != "cpu" else module
         self.provider = "torch"
 
-    def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        return first_tensor(self._module(pixel_values, patch_positions), str(self.path))
+    def _run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return first_tensor(self._module(*inputs), str(self.path))

@@ -30,5 +30,5 @@ class TorchScriptRunner(Runner):
         self._module.eval()
         self.provider = "torchscript"
 
-    def _run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
-        return first_tensor(self._module(pixel_values, patch_positions), str(self.path))
+    def _run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return first_tensor(self._module(*inputs), str(self.path))
