@@ -102,7 +102,7 @@ def quick_artifacts(model_dir: Path, out: Path) -> Path:
     from export.base import BuildRequest
 
     out.mkdir(parents=True, exist_ok=True)
-    for kind in ("pt2", "onnx", "torchscript"):
+    for kind in (k for k, b in BACKENDS.items() if b.quick):
         request = BuildRequest(model_dir, "fp32", [resolve_profile("test-small")], out)
         build(kind, request)
     return out

@@ -40,10 +40,14 @@ class Backend:
     packed: str | None = None
     # Its packed inputs are flat (ONNX graphs and what is built from them: contract/packing.py), else rows.
     packed_flat: bool = False
-
-    def onnx_precision(self, precision: str) -> str | None:
-        """The precision of the ONNX graph an artifact of `precision` converts (None: it converts none)."""
-        return precision if self.from_onnx == "same" else self.from_onnx
+    onnx_graph: bool = False  # its artifact is the bundle's ONNX graph (what `from_onnx` kinds convert)
+    # Serving's default choice (`make serve` without ARTIFACT): rank per "device/precision" (1 = first), from the
+    # README's benchmarks where measured (CPU fp32: onnxruntime 1.96x eager, AOTInductor 1.83x, pt2 1.05x,
+    # TorchScript 1.02x; CPU bf16: OpenVINO 1.40x, AOTInductor 1.03x); CUDA ranks are not measured yet (no GPU has
+    # been lent): TensorRT first as NVIDIA's own runtime. A kind absent for a device/precision is not chosen there.
+    serving: tuple[tuple[str, int], ...] = ()
+    auto_export: tuple[str, ...] = ()  # devices where `python -m parity` exports it into an empty artifact folder
+    quick: bool = False  # builds in seconds without a compiler: what `make bench-quick` exports on the fly
 
     # Parity localisation: "program" (hidden states read from the torch.export graph), "onnx" (from the ONNX graph's
     # intermediate outputs) or "rebuild" (compiled: bisect over truncated rebuilds of the same kind).
@@ -51,6 +55,16 @@ class Backend:
     # Triton Inference Server: (platform, model file name) of the native backend; None: served by the Python backend
     # through runtime.load.
     triton: tuple[str, str] | None = None
+
+    def onnx_precision(self, precision: str) -> str | None:
+        """The precision of the ONNX graph an artifact of `precision` converts (None: it converts none)."""
+        return precision if self.from_onnx == "same" else self.from_onnx
+
+    def rank(self, device: str, precision: str) -> int | None:
+        """Serving's preference for this kind on `device` ("cpu" | "cuda[:N]") at `precision` (lower first)."""
+        ranks = dict(self.serving)
+        device_type = device.split(":")[0]
+        return ranks.get(f"{device_type}/{precision}", ranks.get(device_type))
 
     @property
     def movable(self) -> bool:
@@ -75,6 +89,9 @@ BACKENDS: dict[str, Backend] = {
             MOVES,
             probe="program",
             packed="padded",
+            serving=(("cpu/fp32", 4), ("cpu/bf16", 3), ("cuda", 5)),
+            auto_export=("cpu", "cuda"),
+            quick=True,
         ),
         Backend(
             "aoti",
@@ -86,6 +103,8 @@ BACKENDS: dict[str, Backend] = {
             why_fixed="an AOTInductor package is compiled for one device type: export another with `--device "
             "{asked}`, or load the pt2/onnx artifact, which move between devices",
             packed="padded",
+            serving=(("cpu/fp32", 2), ("cpu/bf16", 2), ("cuda", 3)),
+            auto_export=("cuda",),
         ),
         Backend(
             "onnx",
@@ -99,6 +118,10 @@ BACKENDS: dict[str, Backend] = {
             triton=("onnxruntime_onnx", "model.onnx"),
             packed="mask",
             packed_flat=True,
+            onnx_graph=True,
+            serving=(("cpu/fp32", 1), ("cuda", 4)),
+            auto_export=("cuda",),
+            quick=True,
         ),
         Backend(
             "trt",
@@ -114,6 +137,8 @@ BACKENDS: dict[str, Backend] = {
             triton=("tensorrt_plan", "model.plan"),
             packed="mask",
             packed_flat=True,
+            serving=(("cuda", 1),),
+            auto_export=("cuda",),
         ),
         Backend(
             "trt-rtx",
@@ -128,6 +153,7 @@ BACKENDS: dict[str, Backend] = {
             from_onnx="same",
             packed="mask",
             packed_flat=True,
+            serving=(("cuda", 2),),
         ),
         Backend(
             "torchscript",
@@ -138,6 +164,8 @@ BACKENDS: dict[str, Backend] = {
             MOVES,
             triton=("pytorch_libtorch", "model.pt"),
             packed="mask",
+            serving=(("cpu/fp32", 5), ("cpu/bf16", 4), ("cuda", 6)),
+            quick=True,
         ),
         Backend(
             "openvino",
@@ -151,6 +179,7 @@ BACKENDS: dict[str, Backend] = {
             from_onnx="fp32",
             packed="mask",
             packed_flat=True,
+            serving=(("cpu/fp32", 3), ("cpu/bf16", 1)),
         ),
     )
 }

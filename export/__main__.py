@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
             if args.kind == "all" and not args.overwrite and (path := up_to_date(kind, request)):
                 print(f"keep {kind}: {path} is up to date (same weights, precision, profile; --overwrite rebuilds)")
                 kept += 1
-                onnx_artifact = path if kind == "onnx" else onnx_artifact
+                onnx_artifact = path if BACKENDS[kind].onnx_graph else onnx_artifact
                 continue
             if reason or builder is None:
                 if args.kind == "all" and not args.kinds:  # "what this machine can"; named kinds must build
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 raise ExportError(f"{kind}: {reason}")
             results.append(builder.build(request))
-            onnx_artifact = results[-1].path if kind == "onnx" else onnx_artifact
+            onnx_artifact = results[-1].path if BACKENDS[kind].onnx_graph else onnx_artifact
         except (ExportError, ProfileError, CheckpointError, ManifestError, FileExistsError) as exc:
             _error(str(exc) if str(exc).startswith(f"{kind}:") else f"{kind}: {exc}")
             failures += 1

@@ -39,9 +39,10 @@ from .tolerances import ToleranceError, Tolerances, load_tolerances
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-AUTO_EXPORT_CPU = ("pt2",)  # ~2 min at full size on 2 cores; ONNX adds ~2.5 min, AOTInductor compiles far longer
+# What an empty artifact folder gets exported first, per device (contract/backends.py `auto_export`).
+AUTO_EXPORT_CPU = tuple(k for k, b in BACKENDS.items() if "cpu" in b.auto_export)
 CACHE = "reference-cache"  # under --results-dir unless --reference-cache names another folder
-AUTO_EXPORT_CUDA = ("pt2", "aoti", "onnx", "trt")
+AUTO_EXPORT_CUDA = tuple(k for k, b in BACKENDS.items() if "cuda" in b.auto_export)
 
 
 def parser() -> argparse.ArgumentParser:

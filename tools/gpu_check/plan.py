@@ -106,6 +106,17 @@ class Step:
         return shlex.join(self.cmd)
 
 
+# The kinds built for the device without TensorRT (which cannot be installed): built on the device asked for and run
+# on CUDA (contract/backends.py: no fixed build device, CUDA among the devices it runs on or none fixed).
+TINY_KINDS = tuple(
+    k for k, b in BACKENDS.items() if b.build_device is None and (b.devices is None or "cuda" in b.devices)
+)
+PT2, AOTI = (
+    "pt2",
+    "aoti",
+)  # the full-size artifacts the check builds: the torch kinds (pt2, and the AOTInductor compile)
+
+
 def artifact(folder: Path, kind: str, precision: str, profile: str) -> Path:
     """The path `python -m export` writes (export/artifact.py's naming, output layer -1)."""
     return folder / f"{kind}-{precision}-{profile}{BACKENDS[kind].suffix}"
@@ -120,18 +131,18 @@ def _tiny_exports(t: Target) -> list[Step]:
     """pt2, AOTInductor and ONNX (and TorchScript) of the tiny checkpoint in fp32 and bf16, for the target device; a
     pt2 exported on the CPU (run on the GPU by the parity suite: a device-free program moves)."""
     steps = []
-    kinds = ("pt2", "aoti", "onnx", "torchscript")
+    kinds = TINY_KINDS
     for precision in ("fp32", "bf16"):
         outputs = tuple(artifact(t.tiny_arts, k, precision, TINY_PROFILE) for k in kinds)
         cmd = [t.python, "-m", "export", "all", "--model", t.tiny_model, "--precision", precision]
         cmd += ["--profile", TINY_PROFILE, "--device", t.device, "--out", str(t.tiny_arts), "--quiet", "--overwrite"]
         cmd += ["--kinds", ",".join(kinds)]
         steps.append(
-            Step(f"tiny: export pt2, aoti, onnx, torchscript {precision}", CORE, 55, "aoti-tiny", cmd, 900,
+            Step(f"tiny: export {', '.join(kinds)} {precision}", CORE, 55, "aoti-tiny", cmd, 900,
                  needs=("nvcc",) if t.device == "cuda" else (), outputs=outputs, models=(t.tiny_model,))
         )  # fmt: skip
-    moved = artifact(t.tiny_arts / "cpu-built", "pt2", "fp32", TINY_PROFILE)
-    cmd = _export(t, "pt2", t.tiny_model, "fp32", TINY_PROFILE, t.tiny_arts / "cpu-built", "cpu")
+    moved = artifact(t.tiny_arts / "cpu-built", PT2, "fp32", TINY_PROFILE)
+    cmd = _export(t, PT2, t.tiny_model, "fp32", TINY_PROFILE, t.tiny_arts / "cpu-built", "cpu")
     steps.append(
         Step("tiny: pt2 fp32 exported on the CPU (moves to the GPU)", FULL, 8, "export-small", cmd,
              outputs=(moved,), models=(t.tiny_model,))
@@ -139,19 +150,19 @@ def _tiny_exports(t: Target) -> list[Step]:
     return steps
 
 
-def _full_export(t: Target, kind: str, precision: str, profile: str, tier: str, optional: bool = False) -> Step:
-    basis = "aoti-full" if kind == "aoti" else "export-full"
-    estimate = 180 if kind == "aoti" else 40
-    needs = ("nvcc",) if kind == "aoti" and t.device == "cuda" else ()
+def _full_export(
+    t: Target, kind: str, precision: str, profile: str, tier: str, estimate_s: float, basis: str, optional: bool = False
+) -> Step:
+    compiles = basis == "aoti-full"  # an AOTInductor CUDA compile needs the CUDA toolkit
     return Step(
         f"full: export {kind} {precision} {profile}",
         tier,
-        estimate,
+        estimate_s,
         basis,
         _export(t, kind, t.full_model, precision, profile, t.full_arts, t.device),
         1200,
         optional=optional,
-        needs=needs,
+        needs=("nvcc",) if compiles and t.device == "cuda" else (),
         outputs=(artifact(t.full_arts, kind, precision, profile),),
         models=(t.full_model,),
     )
@@ -198,12 +209,12 @@ def plan(t: Target, tier: str = CORE) -> list[Step]:
     steps = [
         Step("checkpoints (synthetic tiny and full size)", CORE, 25, "checkpoints", [t.python, "-c", checkpoints]),
         *_tiny_exports(t),
-        _full_export(t, "pt2", "bf16", FULL_PROFILE, CORE),
+        _full_export(t, PT2, "bf16", FULL_PROFILE, CORE, 40, "export-full"),
         _cmake(t),
         Step("pytest -m gpu", CORE, 30, "pytest-gpu", pytest_gpu, 900, env=gpu_env),
         Step("parity: tiny, every case (references on the device)", CORE, 45, "parity-tiny",
              _parity(t, "tiny-all", t.tiny_model, t.tiny_arts, tiny_parity), models=(t.tiny_model,)),
-        _full_export(t, "aoti", "bf16", FULL_PROFILE, CORE, optional=True),
+        _full_export(t, AOTI, "bf16", FULL_PROFILE, CORE, 180, "aoti-full", optional=True),
         Step("parity: full size, default cases", CORE, 60, "parity-full",
              _parity(t, "fullsize-default", t.full_model, t.full_arts, []), 900, models=(t.full_model,)),
         Step("benchmarks: bf16 image-448 b1 and b32", CORE, 45, "bench",
@@ -215,9 +226,9 @@ def plan(t: Target, tier: str = CORE) -> list[Step]:
     aware = ["tests/test_export.py", "tests/test_runtime.py", "tests/test_tf32.py", "-k", "cli_all or cuda or tf32"]
     full = [
         *steps,
-        _full_export(t, "pt2", "fp32", FULL_PROFILE, FULL),
-        _full_export(t, "pt2", "bf16", CODEC_PROFILE, FULL),
-        _full_export(t, "aoti", "bf16", CODEC_PROFILE, FULL),
+        _full_export(t, PT2, "fp32", FULL_PROFILE, FULL, 40, "export-full"),
+        _full_export(t, PT2, "bf16", CODEC_PROFILE, FULL, 40, "export-full"),
+        _full_export(t, AOTI, "bf16", CODEC_PROFILE, FULL, 180, "aoti-full"),
         Step("pytest: CUDA-aware tests of the normal suite", FULL, 120, "tests-cuda",
              [t.python, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *aware], 1200),
         Step("parity: full size, every case", FULL, 120, "parity-full",
@@ -228,7 +239,8 @@ def plan(t: Target, tier: str = CORE) -> list[Step]:
                     t.full_model), 1200),
     ]  # fmt: skip
     if t.onnx_on_cuda:
-        full.insert(-3, _full_export(t, "onnx", "fp32", FULL_PROFILE, FULL))
+        onnx = next(k for k, b in BACKENDS.items() if b.onnx_graph)
+        full.insert(-3, _full_export(t, onnx, "fp32", FULL_PROFILE, FULL, 40, "export-full"))
     return full
 
 
