@@ -11,8 +11,10 @@ Imports only the standard library: builder and runner are "module:Class" strings
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MOVES = ("cpu", "cuda")  # `devices` of a kind whose saved program names no device
 
@@ -48,9 +50,10 @@ class Backend:
     serving: tuple[tuple[str, int], ...] = ()
     auto_export: tuple[str, ...] = ()  # devices where `python -m parity` exports it into an empty artifact folder
     quick: bool = False  # builds in seconds without a compiler: what `make bench-quick` exports on the fly
+    cpp: bool = False  # the C++ runtime runs it: one line in runtime/cpp/src/runtime.cpp's backend_factories()
 
-    # Parity localisation: "program" (hidden states read from the torch.export graph), "onnx" (from the ONNX graph's
-    # intermediate outputs) or "rebuild" (compiled: bisect over truncated rebuilds of the same kind).
+    # Parity localisation: "program" (hidden states read from the torch.export graph), "onnx-outputs" (from the ONNX
+    # graph's intermediate outputs) or "rebuild" (compiled: bisect over truncated rebuilds of the same kind).
     probe: str = "rebuild"
     # Triton Inference Server: (platform, model file name) of the native backend; None: served by the Python backend
     # through runtime.load.
@@ -105,6 +108,7 @@ BACKENDS: dict[str, Backend] = {
             packed="padded",
             serving=(("cpu/fp32", 2), ("cpu/bf16", 2), ("cuda", 3)),
             auto_export=("cuda",),
+            cpp=True,
         ),
         Backend(
             "onnx",
@@ -114,7 +118,7 @@ BACKENDS: dict[str, Backend] = {
             "runtime.backends.onnx:OnnxRunner",
             MOVES,
             side_files=("{name}.data",),
-            probe="onnx",
+            probe="onnx-outputs",
             triton=("onnxruntime_onnx", "model.onnx"),
             packed="mask",
             packed_flat=True,
@@ -139,6 +143,7 @@ BACKENDS: dict[str, Backend] = {
             packed_flat=True,
             serving=(("cuda", 1),),
             auto_export=("cuda",),
+            cpp=True,
         ),
         Backend(
             "trt-rtx",
@@ -154,6 +159,7 @@ BACKENDS: dict[str, Backend] = {
             packed="mask",
             packed_flat=True,
             serving=(("cuda", 2),),
+            cpp=True,
         ),
         Backend(
             "torchscript",
@@ -166,6 +172,7 @@ BACKENDS: dict[str, Backend] = {
             packed="mask",
             serving=(("cpu/fp32", 5), ("cpu/bf16", 4), ("cuda", 6)),
             quick=True,
+            cpp=True,
         ),
         Backend(
             "openvino",
@@ -184,6 +191,26 @@ BACKENDS: dict[str, Backend] = {
     )
 }
 KINDS = tuple(BACKENDS)
+
+
+class Unresolvable(Exception):
+    """A "module:Name" string that names nothing importable here; the message says why in one line."""
+
+
+def resolve(spec: str) -> Any:
+    """The object a "module:Name" string names (a builder or runner class), imported on first use."""
+    module_name, _, name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            raise Unresolvable(f"module {module_name} is not in this checkout") from None
+        raise Unresolvable(f"needs the Python package {exc.name!r}, which is not installed here") from None
+    except ImportError as exc:
+        raise Unresolvable(f"{module_name} cannot be imported here: {exc}") from None
+    if not hasattr(module, name):
+        raise Unresolvable(f"{module_name} has no {name}")
+    return getattr(module, name)
 
 
 def backend(kind: str) -> Backend:

@@ -2,18 +2,25 @@
 
     pixel_values (B, 3, T, H, W) float, patch_positions (B, L, 3) int64 -> last_hidden_state (B, L, hidden)
 
-`DYNAMIC_AXES` names the axes a profile may leave dynamic, with the symbol manifests give them (an axis a profile
-fixes is written as its size): batch B, frames T, height H, width W (pixels) and tokens L = T * (H/p) * (W/p).
+`SIGNATURE` gives every axis of every input and output: a symbol (the name manifests, ONNX dims and torch.export Dims
+give it) or a fixed size. The symbols in `DYNAMIC` are the axes a profile may leave dynamic (an axis a profile fixes
+is written as its size): batch B, frames T, height H, width W (pixels) and tokens L = T * (H/p) * (W/p); "hidden" is
+the checkpoint's hidden size, fixed by its config.
 """
 
+CHANNELS = 3  # RGB
+SIGNATURE: dict[str, tuple[str | int, ...]] = {
+    "pixel_values": ("batch", CHANNELS, "frames", "height", "width"),
+    "patch_positions": ("batch", "tokens", 3),  # [t, h, w] per token
+    "last_hidden_state": ("batch", "tokens", "hidden"),
+}
 INPUT_NAMES = ("pixel_values", "patch_positions")
 OUTPUT_NAMES = ("last_hidden_state",)
-# Name -> {axis: symbol}: the axes a profile may leave dynamic (every other axis is fixed: channels 3, [t, h, w] 3,
-# hidden size). ONNX dim names, torch.export Dims and manifest shapes all read this.
+DYNAMIC = ("batch", "frames", "height", "width", "tokens")
+# Name -> {axis: symbol}: the axes of SIGNATURE a profile may leave dynamic.
 DYNAMIC_AXES: dict[str, dict[int, str]] = {
-    "pixel_values": {0: "batch", 2: "frames", 3: "height", 4: "width"},
-    "patch_positions": {0: "batch", 1: "tokens"},
-    "last_hidden_state": {0: "batch", 1: "tokens"},
+    name: {axis: s for axis, s in enumerate(shape) if isinstance(s, str) and s in DYNAMIC}
+    for name, shape in SIGNATURE.items()
 }
 
 # The published checkpoint's patch_size and rope_temporal_size: the defaults only where no config is at hand (a

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import ProfileError
-from .io import PATCH
+from .io import CHANNELS, INPUT_NAMES, PATCH, SIGNATURE
 
 MIN_TOKENS = 2  # see the module docstring: a one-token minimum gets specialised away in exported graphs
 AXES = ("batch", "frames", "height", "width")
@@ -83,8 +83,9 @@ class ShapeProfile:
 
     def shapes(self, which: str) -> dict[str, tuple[int, ...]]:
         """Input name -> concrete shape at 'min', 'opt' or 'max' (what TensorRT profiles and examples use)."""
-        b, t, h, w = (getattr(getattr(self, axis), which) for axis in AXES)
-        return {"pixel_values": (b, 3, t, h, w), "patch_positions": (b, self.tokens(which), 3)}
+        sizes: dict[str, int] = {axis: getattr(getattr(self, axis), which) for axis in AXES}
+        sizes["tokens"] = self.tokens(which)
+        return {name: tuple(a if isinstance(a, int) else sizes[a] for a in SIGNATURE[name]) for name in INPUT_NAMES}
 
     def violations(self, batch: int, frames: int, height: int, width: int) -> list[str]:
         """Human-readable reasons a concrete input shape lies outside this profile (empty if inside)."""
@@ -110,9 +111,6 @@ class ShapeProfile:
             )
         except (KeyError, TypeError) as exc:
             raise ProfileError(f"profile needs min/opt/max for each of {AXES}: {exc}") from None
-
-
-CHANNELS = 3
 
 
 @dataclass(frozen=True)

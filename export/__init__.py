@@ -8,9 +8,7 @@ Builders are imported lazily (`get_builder`), so asking for one kind never impor
 
 from __future__ import annotations
 
-import importlib
-
-from contract.backends import BACKENDS
+from contract.backends import BACKENDS, Unresolvable, resolve
 
 from .base import Builder, BuildRequest, BuildResult, ExportError
 
@@ -22,16 +20,10 @@ def get_builder(kind: str) -> Builder:
     """The builder of `kind`; an ExportError line when the kind is unknown or its module cannot be imported."""
     if kind not in BUILDERS:
         raise ExportError(f"unknown artifact kind {kind!r}: use one of {', '.join(BUILDERS)}")
-    module_name, _, class_name = BUILDERS[kind].partition(":")
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise ExportError(f"{kind}: builder module {module_name} is not in this checkout") from None
-        raise ExportError(f"{kind}: needs the Python package {exc.name!r}, which is not installed here") from None
-    builder_class = getattr(module, class_name, None)
-    if builder_class is None:
-        raise ExportError(f"{kind}: {module_name} has no {class_name}")
+        builder_class = resolve(BUILDERS[kind])
+    except Unresolvable as exc:
+        raise ExportError(f"{kind}: {exc}") from None
     builder: Builder = builder_class()
     return builder
 

@@ -11,10 +11,10 @@ from typing import Any
 import torch
 
 from contract.dtypes import DTYPES
-from contract.io import DYNAMIC_AXES, PACKED_AXES
+from contract.io import CHANNELS, PACKED_AXES, SIGNATURE
 from contract.packing import pack
 from contract.positions import grid_positions
-from contract.profiles import CHANNELS, PackedProfile, Profile, Range, ShapeProfile
+from contract.profiles import PackedProfile, Profile, Range, ShapeProfile
 
 from .base import ExportError
 
@@ -110,22 +110,15 @@ def packed_symbolic_shapes(profile: PackedProfile, hidden: int, flat: bool) -> d
 
 
 def symbolic_shapes(profile: Profile, hidden: int, flat: bool = False) -> dict[str, list[int | str]]:
-    """Input/output name -> shape with the manifest's symbol for every dynamic axis (contract.io.DYNAMIC_AXES, or
+    """Input/output name -> shape with the manifest's symbol for every dynamic axis (contract.io.SIGNATURE, or
     PACKED_AXES in its rows or `flat` layout), the size for an axis the profile fixes."""
     if isinstance(profile, PackedProfile):
         return packed_symbolic_shapes(profile, hidden, flat)
     ranges = {"batch": profile.batch, "frames": profile.frames, "height": profile.height, "width": profile.width}
     ranges["tokens"] = profile.token_range
-    fixed: dict[str, list[int | str]] = {
-        "pixel_values": [0, 3, 0, 0, 0],
-        "patch_positions": [0, 0, 3],
-        "last_hidden_state": [0, 0, hidden],
-    }
-    for name, axes in DYNAMIC_AXES.items():
-        for axis, symbol in axes.items():
-            r = ranges[symbol]
-            fixed[name][axis] = r.min if r.static else symbol
-    return fixed
+    sizes: dict[str | int, int | str] = {s: r.min if r.static else s for s, r in ranges.items()}
+    sizes["hidden"] = hidden
+    return {name: [sizes.get(axis, axis) for axis in shape] for name, shape in SIGNATURE.items()}
 
 
 def example_inputs(wrapper: torch.nn.Module, profile: Profile, device: str = "cpu") -> tuple[torch.Tensor, ...]:

@@ -30,9 +30,9 @@ import onnx
 import torch
 
 from contract.backends import BACKENDS
-from contract.io import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, PACKED_INPUT_NAMES
+from contract.io import CHANNELS, DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, PACKED_INPUT_NAMES
 from contract.manifest import FORMAT_VERSION, ManifestError, file_sha256, read_manifest
-from contract.profiles import AXES, CHANNELS, Profile, Range, ShapeProfile
+from contract.profiles import AXES, Profile, Range, ShapeProfile
 from models import weights_sha256
 
 from .artifact import packed_attention

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from contract.backends import BACKENDS
-from contract.io import INPUT_NAMES, OUTPUT_NAMES
+from contract.io import INPUT_NAMES, OUTPUT_NAMES, SIGNATURE
 from contract.manifest import file_sha256
-from contract.profiles import PackedProfile, Profile, Range
+from contract.profiles import AXES, PackedProfile, Profile, Range
 from models.tf32 import exact_float32
 
 from .artifact import packed_attention
@@ -60,12 +60,10 @@ def profile_shapes(ov: Any, profile: Profile) -> dict[str, Any]:
     if isinstance(profile, PackedProfile):
         lo, hi = profile.shapes("min"), profile.shapes("max")
         return {name: ov.PartialShape([ov.Dimension(lo[name][0], hi[name][0])]) for name in lo}
-    batch = _dim(ov, profile.batch)
-    pixels = [batch, 3, _dim(ov, profile.frames), _dim(ov, profile.height), _dim(ov, profile.width)]
-    return {
-        INPUT_NAMES[0]: ov.PartialShape(pixels),
-        INPUT_NAMES[1]: ov.PartialShape([batch, _dim(ov, profile.token_range), 3]),
-    }
+    dims = {axis: _dim(ov, getattr(profile, axis)) for axis in AXES}
+    dims["tokens"] = _dim(ov, profile.token_range)
+    shapes = {name: [a if isinstance(a, int) else dims[a] for a in SIGNATURE[name]] for name in INPUT_NAMES}
+    return {name: ov.PartialShape(shape) for name, shape in shapes.items()}
 
 
 def convert(onnx_path: Path, profile: Profile, precision: str) -> Any:

@@ -229,7 +229,7 @@ def make_probe(art: ArtifactUnderTest, mode: str, model_dir: Path, small_model: 
         probe = described.probe if described else None
         if probe == "program" and art.path is not None and mode != "rebuild":
             return Pt2Probe(art.path, art.device)
-        if probe == "onnx" and art.path is not None and mode != "rebuild":
+        if probe == "onnx-outputs" and art.path is not None and mode != "rebuild":
             if art.precision == "bf16":
                 return "bf16 ONNX: numpy has no bfloat16, so the probe cannot feed it (export fp32 to localise)"
             return OnnxProbe(art.path, art.precision)

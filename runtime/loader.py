@@ -21,13 +21,13 @@ Anything else is one `LoadError` naming the artifact, the device it was built fo
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
 import torch
 
 from contract.backends import BACKENDS as DESCRIPTIONS
+from contract.backends import Unresolvable, resolve
 from contract.manifest import Manifest, read_manifest
 
 from .base import LoadError, Runner
@@ -58,12 +58,10 @@ def runner_class(kind: str) -> type[Runner]:
     spec = BACKENDS.get(kind)
     if spec is None:
         raise LoadError(f"unknown artifact kind {kind!r}; this runtime loads {sorted(BACKENDS)}")
-    module_name, _, cls_name = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise LoadError(f"the {kind!r} backend ({module_name}) cannot be imported here: {exc}") from None
-    cls = getattr(module, cls_name)
+        cls = resolve(spec)
+    except Unresolvable as exc:
+        raise LoadError(f"the {kind!r} backend ({spec}) cannot be loaded here: {exc}") from None
     if not (isinstance(cls, type) and issubclass(cls, Runner)):
         raise LoadError(f"{spec} is not a runtime.base.Runner subclass")
     return cls

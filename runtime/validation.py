@@ -30,8 +30,8 @@ import torch
 
 from contract.dtypes import DTYPE_NAMES
 from contract.errors import InputError
+from contract.io import CHANNELS
 
-CHANNELS = 3
 MAX_POSITION = 1 << 24  # exclusive bound: float32 represents every integer below it exactly
 _INT_DTYPES = (
     torch.int8,
@@ -104,11 +104,16 @@ def check_inputs(
     Returns (pixel_values as a rank-5 tensor of `dtype`, patch_positions as int64), both on the device they came in
     on (numpy arrays become CPU tensors). Raises InputError on the first violated rule (see the module docstring).
     """
-    p = profile.patch
-    pv = _pixels_to_torch(pixel_values, dtype)
-    pos = _positions_to_torch(patch_positions)
+    pv, pos = _check_ranks(_pixels_to_torch(pixel_values, dtype), _positions_to_torch(patch_positions))
+    _check_layout(pv, pos, profile.patch)
+    pos = _check_dtypes(pv, pos, dtype)
+    _check_shapes(pv, pos, profile)
+    _check_values(pv, pos)
+    return pv, pos
 
-    # Ranks.
+
+def _check_ranks(pv: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank 5 pixels (a rank-4 image batch gains T=1) and (B, L, 3) positions."""
     if pv.dim() == 4:
         pv = pv.unsqueeze(2)
     elif pv.dim() != 5:
@@ -120,19 +125,24 @@ def check_inputs(
         raise InputError(
             f"patch_positions: expected shape (B, L, 3) holding [t, h, w] per token, got shape {_shape(pos)}"
         )
+    return pv, pos
 
-    # Emptiness, channels, spatial size.
+
+def _check_layout(pv: torch.Tensor, pos: torch.Tensor, p: int) -> None:
+    """Emptiness, channels, spatial size a multiple of the patch."""
     if pv.numel() == 0:
         raise InputError(f"pixel_values: expected a non-empty tensor, got shape {_shape(pv)}")
     if pos.numel() == 0:
         raise InputError(f"patch_positions: expected a non-empty tensor, got shape {_shape(pos)}")
-    b, c, t, h, w = _shape(pv)
+    _, c, _, h, w = _shape(pv)
     if c != CHANNELS:
         raise InputError(f"pixel_values: expected {CHANNELS} channels (dim 1), got {c} (shape {_shape(pv)})")
     if h % p or w % p:
         raise InputError(f"pixel_values: expected H and W to be positive multiples of {p}, got H={h}, W={w}")
 
-    # Dtypes.
+
+def _check_dtypes(pv: torch.Tensor, pos: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The artifact's float dtype exactly (never cast silently); integer positions, returned as int64."""
     if pv.dtype != dtype:
         raise InputError(
             f"pixel_values: expected dtype {_dtype_name(dtype)} (the artifact's precision), got "
@@ -148,10 +158,13 @@ def check_inputs(
         top = int(pos.max())
         if top > torch.iinfo(torch.int64).max:
             raise InputError(f"patch_positions: values must fit in int64, got maximum {top}")
-    if pos.dtype != torch.int64:
-        pos = pos.to(torch.int64)
+    return pos if pos.dtype == torch.int64 else pos.to(torch.int64)
 
-    # Shapes against each other and the profile.
+
+def _check_shapes(pv: torch.Tensor, pos: torch.Tensor, profile: Bounds) -> None:
+    """Positions against the pixels (batch, one row per patch), the pixels against the profile."""
+    p = profile.patch
+    b, _, t, h, w = _shape(pv)
     if pos.shape[0] != b:
         raise InputError(f"patch_positions: expected batch {b} (the batch of pixel_values), got {pos.shape[0]}")
     tokens = t * (h // p) * (w // p)
@@ -164,7 +177,9 @@ def check_inputs(
     if bad:
         raise InputError(f"pixel_values: shape (B={b}, T={t}, H={h}, W={w}) is outside the artifact: " + "; ".join(bad))
 
-    # Values.
+
+def _check_values(pv: torch.Tensor, pos: torch.Tensor) -> None:
+    """Finite pixels; positions non-negative and exact in float32 (RoPE's arithmetic)."""
     finite = torch.isfinite(pv)
     if not bool(finite.all()):
         nan = int(torch.isnan(pv).sum())
@@ -178,4 +193,3 @@ def check_inputs(
             f"patch_positions: expected values below 2**24 = {MAX_POSITION} (RoPE uses them as float32), "
             f"got maximum {high}"
         )
-    return pv, pos

@@ -10,15 +10,15 @@
 from __future__ import annotations
 
 import ast
-import importlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-from contract.backends import BACKENDS, KINDS, backend
+from contract.backends import BACKENDS, KINDS, backend, resolve
 from contract.positions import grid_positions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,8 +110,25 @@ def test_every_registry_is_derived_from_the_backend_descriptions() -> None:
         # the classes named are of this kind (imported here: this machine has every builder's and runner's library
         # except TensorRT's runtime, whose modules import it lazily)
         for spec in (b.builder, b.runner):
-            module, _, name = spec.partition(":")
-            assert getattr(importlib.import_module(module), name).kind == kind, spec
+            assert resolve(spec).kind == kind, spec
+
+
+def test_every_per_kind_choice_is_read_from_the_descriptions() -> None:
+    """What export all, parity, serving, the GPU check and the C++ runtime decide per kind is a field of the kind's
+    description: each of their tables equals the one derived from BACKENDS here."""
+    from parity.__main__ import AUTO_EXPORT_CPU, AUTO_EXPORT_CUDA
+    from tools.gpu_check.plan import TINY_KINDS
+
+    assert tuple(k for k, b in BACKENDS.items() if "cpu" in b.auto_export) == AUTO_EXPORT_CPU
+    assert tuple(k for k, b in BACKENDS.items() if "cuda" in b.auto_export) == AUTO_EXPORT_CUDA
+    assert TINY_KINDS == ("pt2", "aoti", "onnx", "torchscript")  # built for CUDA without TensorRT, run there
+    assert [k for k, b in BACKENDS.items() if b.onnx_graph] == ["onnx"]  # what from_onnx kinds convert
+    # The C++ runtime's table: one {"kind", factory} line per kind described cpp=True.
+    source = (ROOT / "runtime" / "cpp" / "src" / "runtime.cpp").read_text()
+    table = source[source.index("backend_factories() {") : source.index("return table;")]
+    assert sorted(re.findall(r'\{"([\w-]+)", make_\w+_backend\}', table)) == sorted(
+        k for k, b in BACKENDS.items() if b.cpp
+    )
 
 
 def test_device_rules_and_side_files_read_from_the_descriptions() -> None:

@@ -259,6 +259,21 @@ void check_inputs(at::Tensor& pv, at::Tensor& pos, const Profile& profile, c10::
                      " (RoPE uses them as float32), got maximum " + std::to_string(high));
 }
 
+// Manifest kind -> the factory of its C++ backend: one line per kind whose description says `cpp=True`
+// (contract/backends.py; tests/test_contract.py reads this table).
+const std::map<std::string, BackendFactory>& backend_factories() {
+  static const std::map<std::string, BackendFactory> table = {
+      {"aoti", make_aoti_backend},
+      {"torchscript", make_torchscript_backend},
+#ifdef ONEVISION_WITH_TENSORRT
+      // An engine deserializes with the library this build links: libnvinfer for trt, TensorRT-RTX's for trt-rtx.
+      {"trt", make_tensorrt_backend},
+      {"trt-rtx", make_tensorrt_backend},
+#endif
+  };
+  return table;
+}
+
 Runner::Runner(const std::string& artifact_in, const std::string& device, bool verify)
     : manifest_(Manifest::read(artifact_in, verify)),
       device_(c10::kCPU),
@@ -279,23 +294,15 @@ Runner::Runner(const std::string& artifact_in, const std::string& device, bool v
   } else if (!device_.is_cpu()) {
     throw ArtifactError(artifact + ": unsupported device " + device_.str() + " (use cpu, cuda or cuda:N)");
   }
-  if (manifest_.kind == "aoti") {
-    backend_ = make_aoti_backend(artifact, manifest_, device_);
-  } else if (manifest_.kind == "torchscript") {
-    backend_ = make_torchscript_backend(artifact, manifest_, device_);
-#ifdef ONEVISION_WITH_TENSORRT
-  } else if (manifest_.kind == "trt" || manifest_.kind == "trt-rtx") {
-    // The engine deserializes with the library this build links: libnvinfer for trt, TensorRT-RTX's for trt-rtx.
-    backend_ = make_tensorrt_backend(artifact, manifest_, device_);
-#endif
-  } else {
-    throw ArtifactError(artifact + ": kind '" + manifest_.kind +
-                        "' cannot run in C++ (this build runs: aoti, torchscript"
-#ifdef ONEVISION_WITH_TENSORRT
-                        ", trt, trt-rtx"
-#endif
+  const auto& factories = backend_factories();
+  const auto factory = factories.find(manifest_.kind);
+  if (factory == factories.end()) {
+    std::string runs;
+    for (const auto& [kind, make] : factories) runs += (runs.empty() ? "" : ", ") + kind;
+    throw ArtifactError(artifact + ": kind '" + manifest_.kind + "' cannot run in C++ (this build runs: " + runs +
                         "; torch.export .pt2 and ONNX artifacts run from Python: runtime.load)");
   }
+  backend_ = factory->second(artifact, manifest_, device_);
 }
 
 at::Tensor Runner::operator()(at::Tensor pixel_values, at::Tensor patch_positions) const {

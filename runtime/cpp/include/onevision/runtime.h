@@ -5,18 +5,21 @@
 //
 // Inputs are checked against the manifest before the backend sees them, with the same rules (and messages) as the
 // Python runtime (runtime/validation.py): rank 5 (B, 3, T, H, W) or rank 4 (B, 3, H, W) taken as T = 1; 3
-// channels; H, W positive multiples of 14; patch_positions (B, L, 3) integer (int32 converted losslessly to
-// int64), in [0, 2**24), L = T*(H/14)*(W/14); same B; (B, T, H, W) inside the artifact's profile; pixel dtype equal
+// channels; H, W positive multiples of the patch size p (the manifest's profile.patch, 14 for the published
+// checkpoint); patch_positions (B, L, 3) integer (int32 converted losslessly to int64), in [0, 2**24),
+// L = T*(H/p)*(W/p); same B; (B, T, H, W) inside the artifact's profile; pixel dtype equal
 // to the artifact precision (never cast silently); no NaN/Inf; no empty tensor. Violations throw InputError.
 //
-// Backends: "aoti" (AOTInductor package, torch::inductor::AOTIModelPackageLoader) and "torchscript" (frozen
-// TorchScript, torch::jit::load) are built in. A TensorRT backend is added by cmake/tensorrt.cmake
-// (ONEVISION_WITH_TENSORRT): it defines make_tensorrt_backend() below.
+// Backends, one line each in backend_factories() (src/runtime.cpp): "aoti" (AOTInductor package,
+// torch::inductor::AOTIModelPackageLoader) and "torchscript" (frozen TorchScript, torch::jit::load) are built in;
+// "trt" and "trt-rtx" are added by cmake/tensorrt.cmake (ONEVISION_WITH_TENSORRT), which defines
+// make_tensorrt_backend() below.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -45,7 +48,7 @@ struct Range {
 struct Profile {
   std::string name;
   Range batch, frames, height, width;
-  int64_t patch = 14;
+  int64_t patch = 14;  // read from the manifest (profile.patch); 14 where a format-1 manifest has none
   // "<axis> <value> outside profile '<name>' range [min, max]" for each violated axis (empty if inside).
   std::vector<std::string> violations(int64_t b, int64_t t, int64_t h, int64_t w) const;
 };
@@ -90,6 +93,10 @@ std::unique_ptr<Backend> make_torchscript_backend(const std::string& path, const
 std::unique_ptr<Backend> make_tensorrt_backend(const std::string& path, const Manifest& manifest,
                                                const c10::Device& device);
 #endif
+using BackendFactory = std::unique_ptr<Backend> (*)(const std::string& path, const Manifest& manifest,
+                                                    const c10::Device& device);
+// Manifest kind -> factory, for every kind this build runs (src/runtime.cpp).
+const std::map<std::string, BackendFactory>& backend_factories();
 
 class Runner {
  public:
