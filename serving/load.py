@@ -87,7 +87,7 @@ class Report:
             rows += [
                 ("server: samples / batch executions", f"{srv['samples']:.0f} / {srv['executions']:.0f}"),
                 ("server: batching ratio (samples per execution)", f"{srv['batching_ratio']:.2f}"),
-                ("server: compute per execution", f"{srv['compute_ms_per_execution']:.1f} ms"),
+                ("server: compute per request (its execution's)", f"{srv['compute_ms_per_request']:.1f} ms"),
                 ("server: queue time per request", f"{srv['queue_ms_per_request']:.1f} ms"),
             ]
         lines = ["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
@@ -170,7 +170,9 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
         "samples": d["samples"],
         "executions": d["executions"],
         "batching_ratio": d["samples"] / max(d["executions"], 1.0),
-        "compute_ms_per_execution": d["compute_us"] / 1e3 / max(d["executions"], 1.0),
+        # Triton adds an execution's compute time to the counter once per request it carried (core
+        # src/infer_stats.cc UpdateSuccess), so the counter divides by requests, not executions.
+        "compute_ms_per_request": d["compute_us"] / 1e3 / max(d["requests"], 1.0),
         "queue_ms_per_request": d["queue_us"] / 1e3 / max(d["requests"], 1.0),
     }
 
