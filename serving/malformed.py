@@ -44,7 +44,8 @@ def _not_multiple(pv: np.ndarray, pos: np.ndarray, types: dict[str, str], _: int
 
 
 def _tokens(pv: np.ndarray, pos: np.ndarray, types: dict[str, str], _: int) -> Arrays:
-    return pv, pos[:, :-1], types
+    # One row short; one too many where the request has a single token (a packed profile's 14x14 item): never empty.
+    return pv, (pos[:, :-1] if pos.shape[1] > 1 else np.concatenate([pos, pos], axis=1)), types
 
 
 def _negative(pv: np.ndarray, pos: np.ndarray, types: dict[str, str], _: int) -> Arrays:
