@@ -317,9 +317,9 @@ def runs_natively(info: ArtifactInfo) -> bool:
 def model_config(info: ArtifactInfo, options: ServeOptions, python_backend: bool = False) -> str:
     """config.pbtxt for `info` on its native platform, or on the Python backend if `python_backend` or Triton cannot
     run it itself."""
+    if python_backend:
+        return python_config(info, options)
     writer = PLATFORMS.get(info.kind)
     if writer is None:
         raise ServingError(f"no Triton model config for artifact kind {info.kind!r} (known: {sorted(PLATFORMS)})")
-    if python_backend or not runs_natively(info):
-        return python_config(info, options)
-    return writer(info, options)
+    return writer(info, options) if runs_natively(info) else python_config(info, options)
