@@ -12,5 +12,7 @@ it reads from an artifact's manifest goes through artifacts.py.
 """
 
 MODEL_NAME = "onevision_encoder"
-INPUTS = ("pixel_values", "patch_positions")
+INPUTS = ("pixel_values", "patch_positions")  # what a request carries (batched, or one item of a packed artifact)
 OUTPUT = "last_hidden_state"
+PACKED_INPUTS = ("pixel_patches", "patch_positions")  # a native packed model's request (contract/packing.py)
+BATCH_INPUT = "cu_seqlens"  # ...and what Triton adds to a batch of them (model_config.py)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.manifest import Manifest, ManifestError, read_manifest
-from contract.profiles import ShapeProfile
+from contract.profiles import PackedProfile, Profile, profile_from_dict
 
 
 def preference(device: str, precision: str) -> tuple[str, ...]:
@@ -36,8 +36,19 @@ class ArtifactInfo:
     manifest: Manifest
 
     @property
-    def profile(self) -> ShapeProfile:
-        return ShapeProfile.from_dict(self.manifest.profile)
+    def profile(self) -> Profile:
+        """Its shape profile: batched (ShapeProfile) or packed (PackedProfile, contract/packing.py)."""
+        return profile_from_dict(self.manifest.profile)
+
+    @property
+    def packed(self) -> bool:
+        """A packed artifact: one item (batch 1) a request, requests of different shapes packed into one call."""
+        return isinstance(self.profile, PackedProfile)
+
+    @property
+    def packed_flat(self) -> bool:
+        """A packed artifact whose inputs are flat 1-D (ONNX graphs and what is built from them), else rows."""
+        return self.packed and len(self.manifest.inputs[0].get("shape") or []) == 1
 
     @property
     def kind(self) -> str:

@@ -1,8 +1,12 @@
 """One Triton `execute` call: validate each request on its own, run same-shape requests as one batch, split back.
 
-Triton's dynamic batcher hands the model several requests at once (equal shapes only). Each is validated by the
-runtime's own rules (`Runner.prepare` -> `runtime.validation.check_inputs`) before any is batched, so a malformed
-request is refused with its own named error and never fails or changes the answer of the valid requests beside it.
+Triton's dynamic batcher hands the model several requests at once (equal shapes only, for a batched artifact). Each
+is validated by the runtime's own rules (`Runner.prepare` -> `runtime.validation.check_inputs`) before any is batched,
+so a malformed request is refused with its own named error and never fails or changes the answer of the valid
+requests beside it.
+
+A packed artifact's config makes its inputs ragged, so Triton hands it requests of *different* shapes together
+(serving/model_config.py); `run_packed_requests` checks each alone and packs the valid ones (`Runner.run_packed`).
 """
 
 from __future__ import annotations

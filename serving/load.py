@@ -7,7 +7,10 @@ time; valid requests of mixed shapes checked against `runtime.load` of the same 
 Writes `<out>/load.json`, `<out>/load.md` (the table) and `<out>/load.png` (latency over time and its histogram).
 A valid answer is "correct" when it is within the batch-composition bound of the reference computed alone
 (TOLERANCE: Triton's dynamic batcher may run it in a larger batch, which changes the kernels' blocking, not the
-math); how many were bit-identical is reported beside it.
+math); how many were bit-identical is reported beside it. Against a packed artifact (one item a request, requests of
+different shapes packed together: serving/model_config.py) the reference is the item run alone,
+`runtime.load(artifact).run_packed([item])`, and the valid pool draws one-item requests of mixed T, H and W.
+The server's batching ratio (Triton's nv_inference_count / nv_inference_exec_count over the run) is in the report.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from contract.profiles import Profile, ShapeProfile
+from contract.profiles import PackedProfile, Profile, Range, ShapeProfile
 
 from .client import PROTOCOLS, EncoderClient, host_of
 from .malformed import Malformed, cases
+
+if TYPE_CHECKING:
+    from runtime import Runner
 
 # rel L2 bound between a served answer and the same input run alone: float rounding of a different batch
 # composition, far below each precision's inherent error (parity/tolerances.json: fp32 ~7e-7 x layers, bf16 ~1e-2).
@@ -80,7 +86,8 @@ class Report:
             srv = self.server
             rows += [
                 ("server: samples / batch executions", f"{srv['samples']:.0f} / {srv['executions']:.0f}"),
-                ("server: compute per execution", f"{srv['compute_ms_per_execution']:.1f} ms"),
+                ("server: batching ratio (samples per execution)", f"{srv['batching_ratio']:.2f}"),
+                ("server: compute per request (its execution's)", f"{srv['compute_ms_per_request']:.1f} ms"),
                 ("server: queue time per request", f"{srv['queue_ms_per_request']:.1f} ms"),
             ]
         lines = ["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
@@ -101,21 +108,22 @@ def valid_pool(
     profile: Any, count: int, seed: int, wire: Any, shapes: list[tuple[int, int, int, int]] | None = None
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """`count` valid requests of mixed shapes across `profile` (min, opt, max and seeded draws), or of `shapes`
-    ((B, T, H, W) each, e.g. small ones for a cheap CI run)."""
+    ((B, T, H, W) each, e.g. small ones for a cheap CI run). A packed profile's requests are one item each (B = 1)."""
     rng = np.random.default_rng(seed)
     p = profile.patch
+    batch = Range(1, 1, 1) if isinstance(profile, PackedProfile) else profile.batch
     if shapes is not None:
         count = len(shapes)
     shapes = (
         list(shapes)
         if shapes is not None
         else [
-            tuple(getattr(getattr(profile, a), w) for a in ("batch", "frames", "height", "width"))
+            (getattr(batch, w), *(getattr(getattr(profile, a), w) for a in ("frames", "height", "width")))
             for w in ("min", "opt", "max")
         ]
     )
     while len(shapes) < count:
-        b, t = (int(rng.integers(r.min, r.max + 1)) for r in (profile.batch, profile.frames))
+        b, t = (int(rng.integers(r.min, r.max + 1)) for r in (batch, profile.frames))
         h, w = (p * int(rng.integers(r.min // p, r.max // p + 1)) for r in (profile.height, profile.width))
         shapes.append((b, t, h, w))
     pool = []
@@ -161,7 +169,10 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
     return {
         "samples": d["samples"],
         "executions": d["executions"],
-        "compute_ms_per_execution": d["compute_us"] / 1e3 / max(d["executions"], 1.0),
+        "batching_ratio": d["samples"] / max(d["executions"], 1.0),
+        # Triton adds an execution's compute time to the counter once per request it carried (core
+        # src/infer_stats.cc UpdateSuccess), so the counter divides by requests, not executions.
+        "compute_ms_per_request": d["compute_us"] / 1e3 / max(d["requests"], 1.0),
         "queue_ms_per_request": d["queue_us"] / 1e3 / max(d["requests"], 1.0),
     }
 
@@ -175,6 +186,16 @@ def is_connection_error(exc: BaseException) -> bool:
     return status in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED") or any(
         w in text for w in ("connection", "connect", "broken pipe", "reset by peer", "socket")
     )
+
+
+def reference(runner: Runner, pixel_values: np.ndarray, patch_positions: np.ndarray) -> np.ndarray:
+    """The answer to one request computed alone by `runtime.load`: the batch as one call, or a packed artifact's
+    item run alone (`run_packed([item])`)."""
+    if runner.packed:
+        out = runner.run_packed([(pixel_values, patch_positions)])[0]
+    else:
+        out = runner(pixel_values, patch_positions)
+    return np.asarray(out.float().cpu().numpy())
 
 
 def max_batch(profile: Profile) -> int:
@@ -210,8 +231,8 @@ def run_load(
     from .client import numpy_dtype
 
     pool = valid_pool(runner.profile, pool_size, seed, numpy_dtype(types["pixel_values"]), shapes)
-    references = [runner(pv, pos).float().cpu().numpy() for _, pv, pos in pool]
-    bad_cases: list[Malformed] = cases(runner.profile.height.max)
+    references = [reference(runner, pv, pos) for _, pv, pos in pool]
+    bad_cases: list[Malformed] = cases(runner.profile.height.max, packed=runner.packed)
     tolerance = TOLERANCE[runner.precision]
     samples: list[Sample] = []
     lock = threading.Lock()

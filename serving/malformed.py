@@ -2,7 +2,8 @@
 
 Each case turns a valid (pixel_values, patch_positions) into a broken one and names the words its error must hold:
 the input's name and what is wrong (Triton's own checks of the config's dtypes, rank, fixed dims and max batch, or
-the model's, which are `runtime.validation`'s messages).
+the model's, which are `runtime.validation`'s messages). Against a packed artifact a request is one item: two samples
+in one request are within Triton's max batch (the items a call) and refused by the model instead.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def _not_multiple(pv: np.ndarray, pos: np.ndarray, types: dict[str, str], _: int
 
 
 def _tokens(pv: np.ndarray, pos: np.ndarray, types: dict[str, str], _: int) -> Arrays:
-    return pv, pos[:, :-1], types
+    # One row short; one too many where the request has a single token (a packed profile's 14x14 item): never empty.
+    return pv, (pos[:, :-1] if pos.shape[1] > 1 else np.concatenate([pos, pos], axis=1)), types
 
 
 def _negative(pv: np.ndarray, pos: np.ndarray, types: dict[str, str], _: int) -> Arrays:
@@ -82,8 +84,14 @@ def out_of_profile(height: int) -> Callable[[np.ndarray, np.ndarray, dict[str, s
 SHAPE = "unexpected shape"  # Triton's refusal of a dim the config fixes
 
 
-def cases(max_height: int) -> list[Malformed]:
-    """Every malformed kind; `max_height` of the profile (the out-of-profile case goes one patch beyond)."""
+def cases(max_height: int, packed: bool = False) -> list[Malformed]:
+    """Every malformed kind; `max_height` of the profile (the out-of-profile case goes one patch beyond); `packed`: a
+    packed artifact's (one item a request)."""
+    oversized = (
+        Malformed("two items in one request", _oversized, ("pixel_values", "an item is one sample (batch 1)"))
+        if packed
+        else Malformed("oversized batch", _oversized, ("batch-size must be <=",))
+    )
     return [
         Malformed("wrong dtype", _dtype, ("pixel_values", "FP64", "FP32")),
         Malformed("wrong rank", _rank, ("pixel_values", SHAPE, "Expected")),
@@ -94,5 +102,5 @@ def cases(max_height: int) -> list[Malformed]:
         Malformed("NaN pixel", _nan, ("pixel_values", "finite", "1 NaN")),
         Malformed("out of profile", out_of_profile(max_height + 14), ("pixel_values",), ("outside", SHAPE)),
         Malformed("empty", _empty, (), ("pixel_values: expected a non-empty", SHAPE)),
-        Malformed("oversized batch", _oversized, ("batch-size must be <=",)),
+        oversized,
     ]

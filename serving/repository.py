@@ -2,7 +2,8 @@
 
 Native platforms take the artifact under Triton's default file name (`model.onnx` with its external data file
 beside it under the name the graph records, `model.plan`, `model.pt`); the Python backend takes `model.py`
-(serving/triton_model.py) and the artifact under its own name. The manifest is copied beside the artifact (Triton
+(serving/triton_model.py) and the artifact under its own name (also a packed artifact in rows, which Triton's ragged
+batching cannot feed: model_config.runs_natively). The manifest is copied beside the artifact (Triton
 ignores it; it records what was built, and `runtime.load` checks the artifact against it).
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from contract.backends import BACKENDS
 
 from .artifacts import ArtifactInfo, ServingError
-from .model_config import ServeOptions, model_config
+from .model_config import ServeOptions, model_config, runs_natively
 
 NATIVE_FILE = {kind: b.triton[1] for kind, b in BACKENDS.items() if b.triton}  # contract/backends.py
 MODEL_PY = Path(__file__).with_name("triton_model.py")
@@ -35,7 +36,7 @@ def write_repository(
     `link=True` symlinks the artifact files instead of copying them (the local server's throw-away repository).
     """
     options = options or ServeOptions()
-    native = not python_backend and info.kind in NATIVE_FILE
+    native = not python_backend and info.kind in NATIVE_FILE and runs_natively(info)
     params = dict(options.parameters)
     if not native:
         params.setdefault("artifact", info.path.name)

@@ -1,5 +1,9 @@
 """The Triton Python-backend model (`model.py` in a generated repository): any artifact through `runtime.load`.
 
+`execute` gets the requests Triton's dynamic batcher merged: of equal shapes for a batched artifact, of any shapes
+for a packed one (its config's inputs are ragged), which are packed into as few calls as its profile allows
+(serving/batching.py).
+
 Config parameters (config.pbtxt `parameters`):
 - `artifact`: the artifact file, relative to the version folder (or absolute); its manifest lies beside it.
 - `device` (optional): "cpu" or "cuda:N" for a KIND_CPU instance; a KIND_GPU instance runs on its own GPU.
