@@ -276,6 +276,19 @@ def from_trt_shapes(min_shapes: str, opt_shapes: str, max_shapes: str, name: str
     return ShapeProfile(name, Range(b0, b1, b2), Range(t0, t1, t2), Range(h0, h1, h2), Range(w0, w1, w2))
 
 
+def requested_profiles(
+    specs: list[str], min_shapes: str | None = None, opt_shapes: str | None = None, max_shapes: str | None = None
+) -> list[Profile]:
+    """The profiles a command line asks for, each as export names it: every spec (a name or a JSON file, named after
+    its "name" or its file's stem), then one from trtexec-style min/opt/max shapes (named "custom"); [] if none."""
+    profiles = [resolve_profile(spec) for spec in specs]
+    if min_shapes and opt_shapes and max_shapes:
+        profiles.append(from_trt_shapes(min_shapes, opt_shapes, max_shapes))
+    elif min_shapes or opt_shapes or max_shapes:
+        raise ProfileError("--min-shapes, --opt-shapes and --max-shapes go together: give all three")
+    return profiles
+
+
 def resolve_profile(spec: str | os.PathLike[str] | Profile) -> Profile:
     """A profile by name (batched or packed), or from a JSON file holding one profile dict (`"packed": true` for a
     packed one)."""

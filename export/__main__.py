@@ -17,7 +17,7 @@ from typing import Any
 
 from contract.backends import BACKENDS
 from contract.manifest import KINDS, PRECISIONS, ManifestError, read_manifest
-from contract.profiles import DEFAULT_PROFILE, PROFILES, Profile, ProfileError, from_trt_shapes, resolve_profile
+from contract.profiles import DEFAULT_PROFILE, PROFILES, Profile, ProfileError, requested_profiles
 from models import CheckpointError, weights_sha256
 
 from . import BUILDERS, get_builder
@@ -79,13 +79,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _profiles(args: argparse.Namespace) -> list[Profile]:
-    profiles: list[Profile] = [resolve_profile(spec) for spec in args.profile or []]
-    shapes = (args.min_shapes, args.opt_shapes, args.max_shapes)
-    if any(shapes):
-        if not all(shapes):
-            raise ProfileError("--min-shapes, --opt-shapes and --max-shapes go together: give all three")
-        profiles.append(from_trt_shapes(*shapes))
-    return profiles or [PROFILES[DEFAULT_PROFILE]]
+    requested = requested_profiles(args.profile or [], args.min_shapes, args.opt_shapes, args.max_shapes)
+    return requested or [PROFILES[DEFAULT_PROFILE]]
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

@@ -73,6 +73,10 @@ class Packing:
         """(1, heads, N, head_dim) queries, keys, values of the packed tokens -> (1, N, heads, head_dim)."""
         if self.mode == "mask":
             same_item = self.item[:, None] == self.item[None, :]
+            # A non-finite key or value must not reach another item: a masked score is -inf only for a finite key
+            # (NaN + -inf is NaN) and a zero weight times a NaN value is NaN. Finite keys and values are unchanged;
+            # the item that holds them keeps its NaN (through its queries and its residual stream).
+            k, v = (torch.where(torch.isfinite(x), x, torch.zeros_like(x)) for x in (k, v))
             out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=same_item, scale=scale)
             return out.transpose(1, 2)
         return self._padded(q, k, v, scale)

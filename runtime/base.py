@@ -6,9 +6,10 @@ A runner is what `runtime.load(path)` returns. It is called as
 
 with torch tensors (any device) or numpy arrays, and returns a torch tensor on `runner.device`.
 
-Contract for backends (one module per kind in `runtime/backends/`, registered in `runtime.loader.BACKENDS`):
+Contract for backends (one module per kind in `runtime/backends/`, named by the kind's `runner` in
+contract/backends.py, from which `runtime.loader.BACKENDS` is derived):
 
-- Subclass `Runner`, set the class attribute `kind` (the manifest kind: "pt2", "aoti", "onnx", "trt").
+- Subclass `Runner`, set the class attribute `kind` (the manifest kind: one of `contract.backends.KINDS`).
 - Optionally override the classmethod `default_device(manifest)`: the device used when the caller passes none
   (default: `manifest.device`; ONNX picks CUDA when onnxruntime's CUDA provider and a GPU are present).
 - Implement `_load(self) -> None`. It is called once, at the end of `Runner.__init__`, after `path`, `manifest`,

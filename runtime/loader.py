@@ -4,18 +4,11 @@ The artifact's sha256 is checked against its manifest (`read_manifest(verify=Tru
 byte of it, so a missing manifest, a damaged, truncated or replaced file is refused with one `ManifestError` line.
 Backends are imported lazily (only the artifact's kind is imported), so a machine without TensorRT can load ONNX.
 
-Devices (`MOVABLE`, derived from contract/backends.py and checked by `check_device` before a backend is touched):
-
-| kind | runs on |
-|---|---|
-| pt2 | any device: the saved program names no device (export/device_free.py), so one exported on the CPU runs on CUDA |
-| onnx | the CPU, or CUDA with onnxruntime's CUDA provider (onnxruntime-gpu) |
-| aoti | only the device type it was compiled for (manifest `device`); a CUDA package may run on another CUDA index |
-| trt | only CUDA (engines are built for CUDA and for one GPU's compute capability) |
-| trt-rtx | only CUDA, on a GPU of a compute capability the engine targets (checked by the runner) |
-| torchscript | any device: the frozen graph names no device (the builder checks it); loaded with `map_location` |
-| openvino | only the CPU (OpenVINO's CPU device) |
-
+Devices: each kind's `devices` in its description (contract/backends.py; `MOVABLE` here is derived from them and
+checked by `check_device` before a backend is touched). A kind whose saved program names no device moves between
+the CPU and CUDA (an ONNX model takes CUDA through onnxruntime's CUDA provider); any other kind runs only on the
+device type its description names, or the one it was built for (the manifest's `device`; a CUDA artifact may run on
+another CUDA index), and its description's `why_fixed` says why when asked for another.
 Anything else is one `LoadError` naming the artifact, the device it was built for and the one asked for.
 """
 
@@ -68,12 +61,11 @@ def runner_class(kind: str) -> type[Runner]:
 
 
 def load(path: str | os.PathLike[str], device: str | torch.device | None = None, verify: bool = True) -> Runner:
-    """Open an artifact (`.pt2` torch.export or AOTInductor, `.onnx`, `.engine`) by reading its manifest.
+    """Open an artifact of any kind contract/backends.py describes, by reading its manifest.
 
     `path` is the artifact or its `.json` manifest. `device` defaults to the backend's choice (the artifact's own,
     manifest.device; ONNX takes CUDA when onnxruntime-gpu and a GPU are there). Which kinds may run on another
-    device than they were built on: the table in this module's docstring (pt2 and onnx move; aoti, trt and trt-rtx
-    do not).
+    device than they were built on: their descriptions' `devices` (this module's docstring).
     `verify=False` skips the sha256 check (only for callers that have just checked it themselves).
     """
     artifact = Path(path)

@@ -11,8 +11,10 @@ The serving layer uses the runtime's public API only (`runtime.load`, `Runner`, 
 it reads from an artifact's manifest goes through artifacts.py.
 """
 
+from contract.io import INPUT_NAMES, OUTPUT_NAMES, PACKED_INPUT_NAMES
+
 MODEL_NAME = "onevision_encoder"
-INPUTS = ("pixel_values", "patch_positions")  # what a request carries (batched, or one item of a packed artifact)
-OUTPUT = "last_hidden_state"
-PACKED_INPUTS = ("pixel_patches", "patch_positions")  # a native packed model's request (contract/packing.py)
-BATCH_INPUT = "cu_seqlens"  # ...and what Triton adds to a batch of them (model_config.py)
+INPUTS = INPUT_NAMES  # what a request carries (batched, or one item of a packed artifact): contract.io.SIGNATURE
+OUTPUT = OUTPUT_NAMES[0]
+PACKED_INPUTS = PACKED_INPUT_NAMES[:2]  # a native packed model's request (contract/packing.py)...
+BATCH_INPUT = PACKED_INPUT_NAMES[2]  # ...and what Triton adds to a batch of them (model_config.py)

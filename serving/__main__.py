@@ -12,6 +12,8 @@ from types import FrameType
 
 import numpy as np
 
+from contract.profiles import DEFAULT_PROFILE, PROFILES, Profile, ProfileError, requested_profiles
+
 from . import MODEL_NAME
 from .artifacts import ArtifactInfo, ServingError, default_checkpoint, find_default, read_artifact
 from .model_config import ServeOptions
@@ -28,9 +30,24 @@ def _artifact(args: argparse.Namespace) -> ArtifactInfo:
     if args.artifact:
         return read_artifact(args.artifact)
     info = find_default(
-        args.artifacts_dir, model=args.model, precision=args.precision, profile=args.profile, device=args.device
+        args.artifacts_dir, model=args.model, precision=args.precision, profile=_profile(args), device=args.device
     )
     return read_artifact(info.path)  # verify its sha256 now, not in the server
+
+
+def _profile(args: argparse.Namespace) -> Profile:
+    """The one profile asked for, resolved as export resolves it (--profile NAME|JSON, or trtexec-style shapes)."""
+    try:
+        profiles = requested_profiles([args.profile] if args.profile else [], *_shapes(args))
+    except ProfileError as exc:
+        raise ServingError(str(exc)) from None
+    if len(profiles) > 1:
+        raise ServingError("give --profile or --min-shapes/--opt-shapes/--max-shapes, not both")
+    return profiles[0] if profiles else PROFILES[DEFAULT_PROFILE]
+
+
+def _shapes(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:
+    return args.min_shapes, args.opt_shapes, args.max_shapes
 
 
 def _options(args: argparse.Namespace) -> ServeOptions:
@@ -123,7 +140,15 @@ def _artifact_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts-dir", default="artifacts")
     p.add_argument("--model", help="checkpoint the default artifact was built from (default: the synthetic full one)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    p.add_argument("--profile", default="image-448")
+    p.add_argument(
+        "--profile",
+        metavar="NAME|JSON",
+        help=f"shape profile the artifact was exported for (default "
+        f"{DEFAULT_PROFILE}): a name or a JSON file, as given to export",
+    )
+    p.add_argument("--min-shapes", metavar="SPEC", help="or trtexec-style shapes, as given to export")
+    p.add_argument("--opt-shapes", metavar="SPEC")
+    p.add_argument("--max-shapes", metavar="SPEC")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (where the model instance runs)")
     p.add_argument("--model-name", default=MODEL_NAME)
     p.add_argument("--preferred-batch-sizes", type=_sizes, help="e.g. 4,8 (default: the profile's opt and max)")

@@ -11,17 +11,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.backends import BACKENDS
 from contract.manifest import Manifest, ManifestError, read_manifest
-from contract.profiles import PackedProfile, Profile, profile_from_dict
+from contract.profiles import PackedProfile, Profile, ProfileError, ShapeProfile, profile_from_dict, resolve_profile
 
 
 def preference(device: str, precision: str) -> tuple[str, ...]:
-    """Kinds best first: what the README's Benchmarks measured fastest on this CPU (fp32: onnxruntime 1.96x eager,
-    AOTInductor 1.83x, pt2 1.05x; bf16: AOTInductor, pt2 - onnxruntime has no bf16 convolution on the CPU); on a
-    GPU, TensorRT first (not measured here: no GPU was lent)."""
-    if device.startswith("cuda"):
-        return ("trt", "aoti", "onnx", "pt2")
-    return ("onnx", "aoti", "pt2") if precision == "fp32" else ("aoti", "pt2", "onnx")
+    """Kinds best first for `device` at `precision`: each kind's serving rank (contract/backends.py, where the
+    measurements behind it are named); a kind without a rank there is not chosen by default."""
+    ranked = [(b.rank(device, precision), kind) for kind, b in BACKENDS.items()]
+    return tuple(kind for rank, kind in sorted((r, k) for r, k in ranked if r is not None))
+
+
+def runs_on(info: ArtifactInfo, device: str) -> bool:
+    """The artifact runs on `device` ("cpu" | "cuda[:N]"): the device it was built for, or one its kind moves to."""
+    device_type = device.split(":")[0]
+    return info.manifest.device == device_type or device_type in (BACKENDS[info.kind].devices or ())
+
+
+def wanted_profile(spec: str | os.PathLike[str] | Profile) -> Profile | str:
+    """The profile a user names, resolved as export resolves it (a bundle profile's name, a JSON file or a Profile:
+    contract.profiles); any other string is the name of a custom profile as a manifest records it."""
+    try:
+        return resolve_profile(spec)
+    except ProfileError:
+        return str(spec)
+
+
+def serves_profile(info: ArtifactInfo, profile: Profile | str) -> bool:
+    """The artifact was built for `profile`: its manifest's profile, or one of a multi-profile engine's, is equal to
+    it (name and ranges: two JSON files of one name but other shapes are told apart), or is named `profile`."""
+    recorded = [info.manifest.profile, *info.manifest.extra.get("tensorrt", {}).get("profiles", [])]
+    if isinstance(profile, str):
+        return any(p.get("name") == profile for p in recorded)
+    return any(profile_from_dict(p) == profile for p in recorded)
 
 
 class ServingError(RuntimeError):
@@ -101,43 +124,69 @@ def find_default(
     *,
     model: str | os.PathLike[str] | None = None,
     precision: str = "fp32",
-    profile: str = "image-448",
+    profile: str | os.PathLike[str] | Profile = "image-448",
     device: str = "cpu",
 ) -> ArtifactInfo:
-    """The best artifact under `root` built from `model` (default checkpoint if None) at `precision` and `profile`.
+    """The best artifact under `root` built from `model` (default checkpoint if None) at `precision` for `profile`
+    (a name, a JSON file or a Profile, matched by value as export recorded it) that runs on `device`.
 
     "Best" is the first kind of `preference(device, precision)` present (newest first among equals). Nothing is
     built here: exporting the full-size model takes minutes and several GB of RAM, so when no artifact fits, the
     error says which `make export-...` command builds one.
     """
     checkpoint = Path(model) if model is not None else default_checkpoint()
+    wanted = wanted_profile(profile)
     order = preference(device, precision)
     candidates: list[tuple[int, str, ArtifactInfo]] = []
-    for mpath in sorted(Path(root).glob("*.json")) if Path(root).is_dir() else []:
-        try:
-            info = read_artifact(mpath, verify=False)
-        except ManifestError:
-            continue
+    for info in _artifacts_under(Path(root)):
         m = info.manifest
-        source = Path(str(m.source.get("checkpoint", "")))
         if (
             m.kind in order
             and m.precision == precision
-            and m.profile.get("name") == profile
-            and source.resolve() == checkpoint.resolve()
-            and (m.device == device.split(":")[0] or m.kind in ("pt2", "onnx"))
+            and serves_profile(info, wanted)
+            and Path(str(m.source.get("checkpoint", ""))).resolve() == checkpoint.resolve()
+            and runs_on(info, device)
         ):
             candidates.append((order.index(m.kind), m.created, info))
     if not candidates:
-        model_arg = f" MODEL={model}" if model is not None else ""
-        raise ServingError(
-            f"no {precision} artifact for profile {profile!r} of checkpoint {checkpoint} under {root}/ "
-            f"(looked for kinds {', '.join(order)}); build one with "
-            f"`make export-{order[0]}{model_arg} PRECISION={precision} PROFILE={profile}` (or another of "
-            f"{', '.join(order[1:])}), or pass ARTIFACT=path/to/artifact"
-        )
+        raise _none_found(Path(root), checkpoint, model, precision, profile, order)
     candidates.sort(key=lambda c: (c[0], _neg(c[1])))
     return candidates[0][2]
+
+
+def _none_found(
+    root: Path,
+    checkpoint: Path,
+    model: str | os.PathLike[str] | None,
+    precision: str,
+    profile: str | os.PathLike[str] | Profile,
+    order: tuple[str, ...],
+) -> ServingError:
+    """What to build when no artifact fits."""
+    model_arg = f" MODEL={model}" if model is not None else ""
+    if isinstance(profile, ShapeProfile | PackedProfile):
+        name, command = repr(profile.name), f"`python -m export {order[0]}` and the same --min/--opt/--max-shapes"
+    else:
+        wanted = wanted_profile(profile)
+        name = repr(wanted if isinstance(wanted, str) else wanted.name)
+        name += f" ({profile})" if name != repr(str(profile)) else ""
+        command = f"`make export-{order[0]}{model_arg} PRECISION={precision} PROFILE={profile}`"
+    return ServingError(
+        f"no {precision} artifact for profile {name} of checkpoint {checkpoint} under {root}/ (looked for kinds "
+        f"{', '.join(order)}); build one with {command} (or another of {', '.join(order[1:])}), or pass "
+        "ARTIFACT=path/to/artifact"
+    )
+
+
+def _artifacts_under(root: Path) -> list[ArtifactInfo]:
+    """Every artifact whose manifest under `root` reads (unreadable ones are not candidates)."""
+    found = []
+    for mpath in sorted(root.glob("*.json")) if root.is_dir() else []:
+        try:
+            found.append(read_artifact(mpath, verify=False))
+        except ManifestError:
+            continue
+    return found
 
 
 def _neg(created: str) -> tuple[int, ...]:

@@ -203,6 +203,82 @@ def max_batch(profile: Profile) -> int:
     return profile.batch.max if isinstance(profile, ShapeProfile) else 1
 
 
+@dataclass
+class _Workload:
+    """What every client sends: the valid pool with each sample's reference, the malformed cases, the wire types."""
+
+    pool: list[tuple[str, np.ndarray, np.ndarray]]
+    references: list[np.ndarray]
+    bad_cases: list[Malformed]
+    types: dict[str, str]
+    tolerance: float
+    max_batch: int
+    malformed_every: int
+
+    def request(self, cid: int, j: int, requests: int) -> tuple[str, np.ndarray, np.ndarray, Malformed | None]:
+        """Client `cid`'s `j`-th request: a pool sample, or every `malformed_every`-th one made malformed."""
+        name, pv, pos = self.pool[(cid + j) % len(self.pool)]
+        every = self.malformed_every
+        if not every or j % every != every - 1:
+            return name, pv, pos, None
+        bad = self.bad_cases[((cid * requests + j) // every) % len(self.bad_cases)]
+        return bad.name, pv, pos, bad
+
+
+def _workload(
+    runner: Runner,
+    types: dict[str, str],
+    pool_size: int,
+    seed: int,
+    shapes: list[tuple[int, int, int, int]] | None,
+    malformed_every: int,
+) -> _Workload:
+    from .client import numpy_dtype
+
+    pool = valid_pool(runner.profile, pool_size, seed, numpy_dtype(types["pixel_values"]), shapes)
+    return _Workload(
+        pool=pool,
+        references=[reference(runner, pv, pos) for _, pv, pos in pool],
+        bad_cases=cases(runner.profile.height.max, packed=runner.packed),
+        types=types,
+        tolerance=TOLERANCE[runner.precision],
+        max_batch=max_batch(runner.profile),
+        malformed_every=malformed_every,
+    )
+
+
+def _send(client: EncoderClient, work: _Workload, cid: int, j: int, requests: int, t0: float) -> Sample:
+    """One request, timed and classified (correct/wrong against its reference, or how it was refused)."""
+    name, pv, pos, bad = work.request(cid, j, requests)
+    sent_types = work.types
+    if bad is not None:
+        pv, pos, sent_types = bad.make(pv, pos, work.types, work.max_batch)
+    ref = work.references[(cid + j) % len(work.pool)]
+    start = time.perf_counter()
+    sample = Sample(cid, j, name, start - t0, 0.0, "")
+    try:
+        out = client.infer(pv, pos, sent_types)
+        sample.latency_ms = (time.perf_counter() - start) * 1e3
+        if bad is not None:
+            sample.status = "accepted malformed"
+        else:
+            err = rel_l2(out.astype(np.float32), ref)
+            sample.exact = bool(out.shape == ref.shape and np.array_equal(out.astype(np.float32), ref))
+            ok = out.shape == ref.shape and np.isfinite(out).all() and err <= work.tolerance
+            sample.status = "correct" if ok else "wrong"
+            sample.detail = f"rel_l2 {err:.2e}"
+    except Exception as exc:
+        sample.latency_ms = (time.perf_counter() - start) * 1e3
+        sample.detail = str(exc)[:300]
+        if is_connection_error(exc):
+            sample.status = "connection error"
+        elif bad is not None and bad.matches(str(exc)):
+            sample.status = "refused as expected"
+        else:
+            sample.status = "refused otherwise"
+    return sample
+
+
 def run_load(
     url: str,
     artifact: str | Path,
@@ -228,12 +304,7 @@ def run_load(
     probe = EncoderClient(url, protocol)
     types = probe.input_types()
     probe.close()
-    from .client import numpy_dtype
-
-    pool = valid_pool(runner.profile, pool_size, seed, numpy_dtype(types["pixel_values"]), shapes)
-    references = [reference(runner, pv, pos) for _, pv, pos in pool]
-    bad_cases: list[Malformed] = cases(runner.profile.height.max, packed=runner.packed)
-    tolerance = TOLERANCE[runner.precision]
+    work = _workload(runner, types, pool_size, seed, shapes, malformed_every)
     samples: list[Sample] = []
     lock = threading.Lock()
     before = scrape(metrics_url) if metrics_url else None
@@ -246,40 +317,7 @@ def run_load(
             for j in range(requests):
                 if time.monotonic() > deadline or (stop is not None and stop.is_set()):
                     return
-                k = cid * requests + j
-                bad = (
-                    bad_cases[(k // malformed_every) % len(bad_cases)]
-                    if malformed_every and j % malformed_every == malformed_every - 1
-                    else None
-                )
-                name, pv, pos = pool[(cid + j) % len(pool)]
-                ref = references[(cid + j) % len(pool)]
-                sent_types = types
-                if bad is not None:
-                    pv, pos, sent_types = bad.make(pv, pos, types, max_batch(runner.profile))
-                    name = bad.name
-                start = time.perf_counter()
-                sample = Sample(cid, j, name, start - t0, 0.0, "")
-                try:
-                    out = client.infer(pv, pos, sent_types)
-                    sample.latency_ms = (time.perf_counter() - start) * 1e3
-                    if bad is not None:
-                        sample.status = "accepted malformed"
-                    else:
-                        err = rel_l2(out.astype(np.float32), ref)
-                        sample.exact = bool(out.shape == ref.shape and np.array_equal(out.astype(np.float32), ref))
-                        ok = out.shape == ref.shape and np.isfinite(out).all() and err <= tolerance
-                        sample.status = "correct" if ok else "wrong"
-                        sample.detail = f"rel_l2 {err:.2e}"
-                except Exception as exc:
-                    sample.latency_ms = (time.perf_counter() - start) * 1e3
-                    sample.detail = str(exc)[:300]
-                    if is_connection_error(exc):
-                        sample.status = "connection error"
-                    elif bad is not None and bad.matches(str(exc)):
-                        sample.status = "refused as expected"
-                    else:
-                        sample.status = "refused otherwise"
+                sample = _send(client, work, cid, j, requests, t0)
                 with lock:
                     samples.append(sample)
                     if progress and len(samples) % 50 == 0:
@@ -296,6 +334,13 @@ def run_load(
     server = server_figures(before, scrape(metrics_url)) if before is not None and metrics_url else {}
     with lock:
         done = sorted(samples, key=lambda s: s.start_s)
+    return _report(url, protocol, clients, requests, wall, done, server)
+
+
+def _report(
+    url: str, protocol: str, clients: int, requests: int, wall: float, done: list[Sample], server: dict[str, Any]
+) -> Report:
+    """The figures of a finished load: counts by status, throughput and latency of correct answers, exactness."""
     counts = {s: sum(1 for x in done if x.status == s) for s in STATUSES}
     valid = [x.latency_ms for x in done if x.status == "correct"]
     errs = [float(x.detail.split()[-1]) for x in done if x.status == "correct"]

@@ -54,7 +54,8 @@ from dataclasses import dataclass, field
 
 from contract.backends import BACKENDS
 from contract.dtypes import TRITON_TYPES  # manifest dtype (torch or numpy spelling) -> Triton TYPE_*
-from contract.profiles import CHANNELS, PackedProfile, Range
+from contract.io import CHANNELS, SIGNATURE
+from contract.profiles import PackedProfile, Range
 
 from . import BATCH_INPUT, INPUTS, MODEL_NAME, OUTPUT, PACKED_INPUTS
 from .artifacts import ArtifactInfo, ServingError
@@ -89,11 +90,8 @@ def dims(info: ArtifactInfo) -> dict[str, list[int]]:
         tokens = p.item_tokens(p.frames.min, p.height.min, p.width.min) if static else -1
     else:
         tokens = p.tokens("min") if static else -1
-    return {
-        "pixel_values": [3, t, h, w],
-        "patch_positions": [tokens, 3],
-        OUTPUT: [tokens, info.hidden_size or -1],
-    }
+    sizes = {"frames": t, "height": h, "width": w, "tokens": tokens, "hidden": info.hidden_size or -1}
+    return {name: [a if isinstance(a, int) else sizes[a] for a in axes[1:]] for name, axes in SIGNATURE.items()}
 
 
 def batch_range(info: ArtifactInfo) -> Range:

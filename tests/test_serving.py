@@ -7,6 +7,7 @@ Ports are chosen free at run time; every request loop is bounded in count and ti
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -22,10 +23,11 @@ import torch
 
 import runtime
 from contract.manifest import manifest_path
-from contract.profiles import PROFILES
+from contract.profiles import PROFILES, from_trt_shapes, profile_from_dict, resolve_profile
 from export import BuildRequest, build
 from runtime import InputError
 from runtime.positions import grid_positions
+from serving.__main__ import main as serving_main
 from serving.artifacts import ArtifactInfo, ServingError, find_default, read_artifact
 from serving.batching import run_requests
 from serving.client import EncoderClient, embed_image
@@ -256,6 +258,42 @@ def test_default_artifact(artifact: Path, tiny_dir: Path, tmp_path: Path) -> Non
             manifest_path(artifact).read_text().replace('"kind": "pt2"', f'"kind": "{kind}"')
         )
         assert find_default(tmp_path, model=tiny_dir, profile="test-small").path == other
+
+
+def _profile_file(path: Path, max_side: int) -> Path:
+    ranges = {"batch": (1, 2), "frames": (1, 1), "height": (28, max_side), "width": (28, max_side)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({axis: {"min": lo, "opt": lo, "max": hi} for axis, (lo, hi) in ranges.items()}))
+    return path
+
+
+def test_a_custom_profile_is_served_as_export_named_it(tiny_dir: Path, tmp_path: Path) -> None:
+    """`make export-pt2 PROFILE=my-profile.json` then `make serve PROFILE=my-profile.json` (same MODEL and OUT), or
+    trtexec-style shapes both times: serving resolves the profile as export did (it used to compare the manifest's
+    profile name, "my-profile", with the argument as typed, a path, and never found the artifact)."""
+    custom = _profile_file(tmp_path / "my-profile.json", 56)
+    arts = tmp_path / "arts"
+    built = build("pt2", BuildRequest(tiny_dir, "fp32", [resolve_profile(custom)], arts)).path
+    for spec in (custom, str(custom), "my-profile"):  # the file, as typed, or the name export gave it
+        assert find_default(arts, model=tiny_dir, profile=spec).path == built, spec
+    cli = ["repository", "--artifacts-dir", str(arts), "--model", str(tiny_dir), "--python-backend"]
+    assert serving_main([*cli, "--profile", str(custom), "--out", str(tmp_path / "repo")]) == 0
+    assert (tmp_path / "repo" / "onevision_encoder" / "config.pbtxt").is_file()
+    # A profile of the same name with other shapes is another profile.
+    other = _profile_file(tmp_path / "elsewhere" / "my-profile.json", 84)
+    with pytest.raises(ServingError, match="no fp32 artifact for profile 'my-profile'"):
+        find_default(arts, model=tiny_dir, profile=other)
+    # trtexec-style shapes: export names the profile "custom"; serving finds it by the same shapes.
+    shapes = ["pixel_values:1x3x1x28x28", "pixel_values:1x3x1x28x28", "pixel_values:2x3x1x56x56"]
+    recorded = json.loads(manifest_path(built).read_text())
+    recorded["profile"]["name"] = "custom"  # what export writes for these shapes (contract.profiles.from_trt_shapes)
+    assert profile_from_dict(recorded["profile"]) == from_trt_shapes(*shapes)
+    trt_style = arts / "pt2-fp32-custom.pt2"
+    shutil.copyfile(built, trt_style)
+    manifest_path(trt_style).write_text(json.dumps(recorded))
+    flags = ["--min-shapes", shapes[0], "--opt-shapes", shapes[1], "--max-shapes", shapes[2]]
+    assert serving_main([*cli, *flags, "--out", str(tmp_path / "repo2")]) == 0
+    assert find_default(arts, model=tiny_dir, profile=from_trt_shapes(*shapes)).path == trt_style
 
 
 def test_launcher_puts_the_interpreters_libpython_first() -> None:
