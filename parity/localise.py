@@ -44,7 +44,7 @@ from models.metrics import compare
 from models.tf32 import exact_float32
 
 from .artifacts import ArtifactUnderTest, EagerRunner
-from .cases import CaseInput
+from .cases import CaseInput, PackedCase
 from .references import GOLDEN, REFERENCES, ReferenceBank, calibration_name
 from .tolerances import Tolerances
 
@@ -90,6 +90,18 @@ class Subject:
         a, b = self.rows
         tokens = int(self.inputs[1].numel() // 3)
         return f"; run on the packed call holding the item ({self.packed}: its rows {a}..{b} of the call's {tokens})"
+
+
+def packed_subject(art: ArtifactUnderTest, case: PackedCase, index: int) -> Subject:
+    """Item `index` of a packed case as the probe sees it: the very call the runtime ran it in (its plan for the
+    case's items) and the item's rows in that call."""
+    pairs = [(item.pixel_values, item.patch_positions) for item in case.items]
+    for call, inputs in art.runner.plan_packed(art.packed_items(pairs)):
+        if index in call:
+            cu = [int(v) for v in inputs[2].tolist()]
+            at = call.index(index)
+            return Subject(tuple(t.to("cpu") for t in inputs), (cu[at], cu[at + 1]), packed=case.name)
+    raise LookupError(f"item {index} of {case.name} is in no planned call")
 
 
 class Probe:

@@ -35,7 +35,7 @@ from .cases import (
     load_input,
     regroup,
 )
-from .localise import Localisation, Subject, localise, make_probe
+from .localise import Localisation, Subject, localise, make_probe, packed_subject
 from .reference_cache import ReferenceCache
 from .references import GOLDEN, REFERENCES, ReferenceBank, ReferenceError, calibration_name
 from .tolerances import Tolerances, Verdict
@@ -483,18 +483,10 @@ def _broken_reference(
 
 
 def _subject(art: ArtifactUnderTest, failure: Failure) -> Subject:
-    """What the probe runs: the failing case's own inputs, or, for a packed item, the very call it was in (the
-    runtime's plan for its case) and the item's rows in that call."""
-    case = failure.case
+    """What the probe runs: the failing case's own inputs, or, for a packed item, the call it was in."""
     if failure.packed is None:
-        return Subject((case.pixel_values.to(art.input_dtype), case.patch_positions))
-    pairs = [(item.pixel_values, item.patch_positions) for item in failure.packed.items]
-    for call, inputs in art.runner.plan_packed(art.packed_items(pairs)):
-        if failure.index in call:
-            cu = [int(v) for v in inputs[2].tolist()]
-            at = call.index(failure.index)
-            return Subject(tuple(t.to("cpu") for t in inputs), (cu[at], cu[at + 1]), packed=failure.packed.name)
-    raise LookupError(f"item {failure.index} of {failure.packed.name} is in no planned call")
+        return Subject((failure.case.pixel_values.to(art.input_dtype), failure.case.patch_positions))
+    return packed_subject(art, failure.packed, failure.index)
 
 
 def _localise(
