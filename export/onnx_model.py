@@ -32,7 +32,7 @@ import torch
 from contract.backends import BACKENDS
 from contract.io import CHANNELS, DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, PACKED_INPUT_NAMES
 from contract.manifest import FORMAT_VERSION, ManifestError, file_sha256, read_manifest
-from contract.profiles import AXES, Profile, Range, ShapeProfile
+from contract.profiles import AXES, Profile, Range, ShapeProfile, profile_from_dict
 from models import weights_sha256
 
 from .artifact import packed_attention
@@ -106,7 +106,7 @@ def reusable_onnx(path: Path, request: BuildRequest, precision: str) -> dict[str
         problems.append(f"output layer {manifest.output_layer}, not {request.output_layer}")
     if manifest.source.get("weights_sha256") != weights_sha256(request.model_dir):
         problems.append(f"its weights are not those of {request.model_dir}")
-    onnx_profile = ShapeProfile.from_dict(manifest.profile)
+    onnx_profile = profile_from_dict(manifest.profile)  # batched or packed
     for profile in request.profiles:
         problems += [f"profile {profile.name!r}: {r}" for r in covers(onnx_profile, profile)]
     if problems:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from contract.backends import BACKENDS
-from contract.io import INPUT_NAMES, OUTPUT_NAMES, SIGNATURE
+from contract.io import INPUT_NAMES, OUTPUT_NAMES, PACKED_INPUT_NAMES, SIGNATURE
 from contract.manifest import file_sha256
 from contract.profiles import AXES, PackedProfile, Profile, Range
 from models.tf32 import exact_float32
@@ -77,7 +77,8 @@ def convert(onnx_path: Path, profile: Profile, precision: str) -> Any:
     model.reshape(profile_shapes(ov, profile))
     if precision == "bf16":
         ppp = PrePostProcessor(model)
-        ppp.input(INPUT_NAMES[0]).tensor().set_element_type(ov.Type.bf16)
+        pixels = (PACKED_INPUT_NAMES if profile.packed else INPUT_NAMES)[0]  # the float input, batched or packed
+        ppp.input(pixels).tensor().set_element_type(ov.Type.bf16)
         ppp.output(OUTPUT_NAMES[0]).tensor().set_element_type(ov.Type.bf16)
         model = ppp.build()
     model.set_rt_info(precision, RT_INFO_PRECISION)

@@ -8,21 +8,24 @@ against a float64 golden (parity/tolerances.json) and, on failure, the first lay
 from models.metrics import Metrics, compare
 
 from .artifacts import ArtifactUnderTest, EagerRunner, eager_artifact, from_file
-from .cases import CASES, CaseContext, CaseInput, build_case
+from .cases import CASES, PACKED_CASES, CaseContext, CaseInput, PackedCase, build_case, build_packed_case
 from .suite import SuiteConfig, SuiteResult, run_suite
 from .tolerances import Tolerances, load_tolerances
 
 __all__ = [
     "CASES",
+    "PACKED_CASES",
     "ArtifactUnderTest",
     "CaseContext",
     "CaseInput",
     "EagerRunner",
     "Metrics",
+    "PackedCase",
     "SuiteConfig",
     "SuiteResult",
     "Tolerances",
     "build_case",
+    "build_packed_case",
     "compare",
     "eager_artifact",
     "from_file",

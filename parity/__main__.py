@@ -25,7 +25,7 @@ from contract.profiles import DEFAULT_PROFILE, PROFILES, ProfileError, resolve_p
 from models import CheckpointError, OneVisionEncoderConfig, load_config, weights_sha256
 
 from .artifacts import EAGER_KINDS, ArtifactUnderTest, discover, eager_artifact, from_file, select
-from .cases import CASES, CPU_FULL_SIZE_CASES, CaseInput, parse_cases
+from .cases import CASES, CPU_FULL_SIZE_CASES, CPU_FULL_SIZE_PACKED_CASES, PACKED_CASES, CaseInput, parse_cases
 from .references import (
     CPU_FULL_SIZE_REFERENCES,
     DEFAULT_REFERENCES,
@@ -53,8 +53,11 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="cases (fitted to each artifact's profile, or skipped as 'outside profile'):\n"
         + "\n".join(f"  {k:17s} {v[0]}" for k, v in CASES.items())
+        + "\npacked cases (packed artifacts run these instead, each item judged against its own eager reference):\n"
+        + "\n".join(f"  {k:17s} {v[0]}" for k, v in PACKED_CASES.items())
         + f"\n\nOn a CPU with a full-size model the defaults are trimmed (and the run says so): cases\n"
-        f"{','.join(CPU_FULL_SIZE_CASES)}, references {','.join(CPU_FULL_SIZE_REFERENCES)};\n"
+        f"{','.join(CPU_FULL_SIZE_CASES + CPU_FULL_SIZE_PACKED_CASES)}, references "
+        f"{','.join(CPU_FULL_SIZE_REFERENCES)};\n"
         "--cases all / --references all run everything.\n\n"
         "make parity [MODEL=dir] [OUT=artifacts-dir] [ARTIFACTS=list] [CASES=list] [DEVICE=cpu|cuda] runs the same.\n"
         "Exit status: 0 all passed, 1 a row failed or an artifact is broken, 2 usage error.",
@@ -69,7 +72,12 @@ def parser() -> argparse.ArgumentParser:
         help="comma-separated artifact paths, file names or name prefixes (pt2, onnx-fp32, ...) and/or eager "
         f"stand-ins ({', '.join(EAGER_KINDS)}); default: every artifact in --artifacts-dir",
     )
-    p.add_argument("--cases", metavar="LIST", help="comma-separated case names, all, or cpu-quick (default: see below)")
+    p.add_argument(
+        "--cases",
+        metavar="LIST",
+        help="comma-separated case names (batched and packed: each artifact runs those of its kind), all, or "
+        "cpu-quick (default: see below)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), help="reference device (default: cuda if present)")
     p.add_argument(
         "--references",
@@ -209,7 +217,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         model_dir = ensure_default("full")
     config = load_config(model_dir)
     big_on_cpu = device.type == "cpu" and count_params(model_dir) >= SMALL_MODEL_PARAMS
-    cases = parse_cases(args.cases, CPU_FULL_SIZE_CASES if big_on_cpu else None)
+    cases = parse_cases(args.cases, CPU_FULL_SIZE_CASES + CPU_FULL_SIZE_PACKED_CASES if big_on_cpu else None)
     references = parse_references(args.references, CPU_FULL_SIZE_REFERENCES if big_on_cpu else DEFAULT_REFERENCES)
     if args.remote_reference:
         if not has_remote_code(model_dir):
@@ -274,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if st.big_on_cpu and not args.cases:
         print(
-            f"parity: full-size model on the CPU: default cases trimmed to {', '.join(CPU_FULL_SIZE_CASES)} and "
+            f"parity: full-size model on the CPU: default cases trimmed to {', '.join(st.cases)} and "
             f"references to golden-fp64, {', '.join(st.references)} (--cases all / --references all for everything)"
         )
     notes: list[str] = []

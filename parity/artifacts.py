@@ -1,8 +1,9 @@
 """What the suite tests: artifacts found on disk (through runtime.load), exported on the fly, or eager stand-ins.
 
 `ArtifactUnderTest` is the one shape everything is brought into: a name, kind, precision, profile, the number of
-encoder layers its output is taken after, a lazily loaded runner `run(pixel_values, patch_positions)`, and, when
-not runnable here, the reason it is skipped.
+encoder layers its output is taken after, a lazily loaded runner `run(pixel_values, patch_positions)` (a packed
+artifact: `run_packed(items)`, one list of one-sample items through `runner.run_packed`), and, when not runnable
+here, the reason it is skipped.
 
 Eager stand-ins run the bundle's one eager runner (`models.eager.EagerRunner`, optionally with a planted defect):
 the suite's own tests use them, and `--artifacts eager-fp32,eager-bf16` runs the eager model through the whole suite
@@ -25,7 +26,7 @@ import torch
 
 from contract.backends import BACKENDS
 from contract.manifest import SUFFIX, Manifest, ManifestError, read_manifest
-from contract.profiles import MIN_TOKENS, ShapeProfile
+from contract.profiles import MIN_TOKENS, PackedProfile, Profile, ShapeProfile, profile_from_dict
 from models import InputError, OneVisionEncoderConfig, layers_for_output
 from models.eager import EagerRunner
 from models.tf32 import exact_float32
@@ -40,7 +41,7 @@ class ArtifactUnderTest:
     name: str
     kind: str  # pt2 | aoti | onnx | trt | eager
     precision: str
-    profile: ShapeProfile | None
+    profile: Profile | None  # a PackedProfile: a packed artifact (run_packed)
     num_layers: int  # encoder layers the output is taken after
     path: Path | None = None
     device: str = "cpu"
@@ -64,11 +65,33 @@ class ArtifactUnderTest:
     def input_dtype(self) -> torch.dtype:
         return DTYPES[self.precision]
 
+    @property
+    def packed(self) -> bool:
+        """A packed artifact: it runs the packed cases (`run_packed`), not the batched ones."""
+        return isinstance(self.profile, PackedProfile)
+
     def run(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
         runner = self.runner  # loaded outside: loading is not a comparison
         with exact_float32():
             out = runner(pixel_values.to(self.input_dtype), patch_positions)
             return out.detach().to("cpu")
+
+    def packed_items(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(pixel_values, patch_positions) of one-sample items in the artifact's input dtype."""
+        return [(pv.to(self.input_dtype), pos) for pv, pos in items]
+
+    def run_packed(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """One-sample items (pixel_values (1, 3, T, H, W), patch_positions (1, L, 3)) run as one list by a packed
+        artifact (`runner.run_packed`: the runtime checks them and plans the calls) -> one (1, L, hidden) output per
+        item, on the CPU."""
+        runner = self.runner
+        with exact_float32():
+            outs = runner.run_packed(self.packed_items(items))
+            return [out.detach().to("cpu") for out in outs]
+
+    def packed_calls(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> list[list[int]]:
+        """The item indices of each call the runtime makes for these items (`runner.plan_packed`)."""
+        return [call for call, _ in self.runner.plan_packed(self.packed_items(items))]
 
     def close(self) -> None:
         runner, self._runner = self._runner, None
@@ -147,7 +170,7 @@ def from_file(
     except ManifestError as exc:
         return ArtifactUnderTest(name, "?", "?", None, 0, path=path, error=str(exc))
     try:
-        profile: ShapeProfile | None = ShapeProfile.from_dict(manifest.profile)
+        profile: Profile | None = profile_from_dict(manifest.profile)
     except ValueError as exc:
         return ArtifactUnderTest(name, manifest.kind, manifest.precision, None, 0, path, error=f"bad profile: {exc}")
     try:
@@ -162,6 +185,8 @@ def from_file(
         num_layers=layers,
         path=path,
         manifest=manifest,
+        # A packed item may be one token (a call packs it with others: the call's minimum is the profile's).
+        min_tokens=1 if isinstance(profile, PackedProfile) else MIN_TOKENS,
     )
     # Which device it runs on: compiled kinds (and artifacts whose manifest says extra.movable false) run where they
     # were built; pt2/onnx/torchscript follow the suite's device.

@@ -7,6 +7,13 @@ Each case has a canonical shape (e.g. one 448² image). Given an artifact's Shap
 - is skipped: "outside profile <name> (<reason>)" (e.g. a 448² image on test-small, or one token: exported graphs
   need >= 2), which is not a failure.
 
+Packed artifacts (a PackedProfile: contract/packing.py) get the packed cases instead (`PACKED_CASES`): a
+`PackedCase` is a list of items of mixed shapes, each an ordinary one-sample `CaseInput` named `<case>[i]` (its own
+seed, key and references, as any case's), which the artifact runs as one list (`runner.run_packed`); every item is
+judged against its own eager reference. Items are fitted to the profile's per-item frames/height/width ranges and
+token budget (sizes scaled keeping the aspect ratio), dropped with a note when they cannot fit, and the case is
+skipped when no item fits.
+
 Pixel content is procedural (smooth moving sinusoids plus a little noise, CLIP-normalised), so images look like
 images to the attention (neighbouring patches correlate) and every case is reproducible from its seed alone.
 Inputs are saved with the report (inputs/<case>.safetensors) and `--replay` re-runs them bit for bit.
@@ -15,6 +22,7 @@ Inputs are saved with the report (inputs/<case>.safetensors) and `--replay` re-r
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +32,7 @@ from typing import Any, cast
 import torch
 from safetensors.torch import load_file, save_file
 
-from contract.profiles import MIN_TOKENS, Range, ShapeProfile
+from contract.profiles import MIN_TOKENS, PackedProfile, Profile, Range
 from models import OneVisionEncoderConfig
 from models.synthetic import CLIP_MEAN, CLIP_STD
 from runtime.positions import codec_pack, frame_timeline, grid_positions, top_patches
@@ -93,10 +101,11 @@ class Skip:
 
 @dataclass
 class CaseContext:
-    """What a case needs to fit itself: the artifact's profile (None: any shape), its token minimum, and the
-    checkpoint's geometry (`patch_size`, and `rope_temporal_size` as the timeline; see `for_config`)."""
+    """What a case needs to fit itself: the artifact's profile (None: any shape; a PackedProfile: the packed cases'
+    items, one sample each), its token minimum, and the checkpoint's geometry (`patch_size`, and `rope_temporal_size`
+    as the timeline; see `for_config`)."""
 
-    profile: ShapeProfile | None
+    profile: Profile | None
     min_tokens: int = MIN_TOKENS
     base_seed: int = 0
     patch: int = _PUBLISHED.patch_size
@@ -105,7 +114,7 @@ class CaseContext:
 
     @classmethod
     def for_config(
-        cls, config: OneVisionEncoderConfig, profile: ShapeProfile | None, min_tokens: int = MIN_TOKENS, seed: int = 0
+        cls, config: OneVisionEncoderConfig, profile: Profile | None, min_tokens: int = MIN_TOKENS, seed: int = 0
     ) -> CaseContext:
         """A context with the checkpoint's own patch size and timeline (`rope_temporal_size`; a config without one
         bounds no timeline, and the cases keep the published length)."""
@@ -137,12 +146,18 @@ class CaseContext:
         p = self.profile
         if p is None:
             return 1, frames, 448, 448
+        if isinstance(p, PackedProfile):
+            return 1, p.frames.opt, p.height.opt, p.width.opt
         return p.batch.min, p.frames.opt, p.height.opt, p.width.opt
 
     def outside(self, b: int, t: int, h: int, w: int) -> Skip | None:
         """A Skip naming why (B, T, H, W) cannot run on this profile, or None if it can."""
         reasons = []
-        if self.profile is not None:
+        if isinstance(self.profile, PackedProfile):  # one item of a packed call
+            tag = f" outside profile {self.profile.name!r} range"
+            batch = [] if b == 1 else [f"batch {b}: a packed item is one sample"]
+            reasons = batch + [v.replace(tag, " not in") for v in self.profile.item_violations(t, h, w)]
+        elif self.profile is not None:
             tag = f" outside profile {self.profile.name!r} range"
             reasons = [v.replace(tag, " not in") for v in self.profile.violations(b, t, h, w)]
         tokens = t * (h // self.patch) * (w // self.patch)
@@ -152,15 +167,38 @@ class CaseContext:
             return None
         return Skip(f"outside profile {self.profile_name} ({'; '.join(reasons)})")
 
+    @property
+    def packed(self) -> bool:
+        return isinstance(self.profile, PackedProfile)
+
     def fit(self, axis: str, want: int) -> int:
-        """`want` clamped into the profile's range for an axis (unchanged without a profile)."""
+        """`want` clamped into the profile's range for an axis (unchanged without a profile, or for a packed profile's
+        batch: an item is one sample)."""
         if self.profile is None:
             return want
+        if axis == "batch" and isinstance(self.profile, PackedProfile):
+            return 1
         r: Range = getattr(self.profile, axis)
         return min(max(want, r.min), r.max)
 
     def range(self, axis: str) -> Range | None:
+        if axis == "batch" and isinstance(self.profile, PackedProfile):
+            return Range(1, 1, 1)
         return getattr(self.profile, axis) if self.profile is not None else None
+
+    def fit_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) in pixels scaled into the profile's ranges keeping the aspect ratio as far as the ranges
+        allow (down to fit the maxima, up to reach the minima), then snapped to the patch and clamped."""
+        hr, wr = self.range("height"), self.range("width")
+        if hr is None or wr is None:
+            return height, width
+        scale = min(1.0, hr.max / height, wr.max / width)
+        scale = max(scale, hr.min / height, wr.min / width)
+
+        def snap(value: int, r: Range) -> int:
+            return min(max(round(value * scale / self.patch) * self.patch, r.min), r.max)
+
+        return snap(height, hr), snap(width, wr)
 
 
 # --- procedural content -------------------------------------------------------------------------------------------
@@ -304,13 +342,11 @@ def case_random_positions(ctx: CaseContext) -> CaseInput | Skip:
     return CaseInput(name, f"{title}: {detail}", pv, pos.contiguous(), seed, ctx.pname, "")
 
 
-def case_codec_packed(ctx: CaseContext) -> CaseInput | Skip:
-    name = "codec-packed"
-    b, k, h, w = ctx.profile_shape(frames=2)  # k canvases
-    started = ctx.start(name, b, k, h, w)
-    if isinstance(started, Skip):
-        return started
-    seed, gen = started
+def _codec_selection(
+    gen: torch.Generator, ctx: CaseContext, b: int, k: int, h: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A codec-style selection of k canvases of h x w from a clip of `ctx.timeline` frames: (pixel_values,
+    positions, the largest t used)."""
     hp, wp = h // ctx.patch, w // ctx.patch
     frames = render(gen, b, ctx.timeline, h, w)  # the source clip: one frame per timeline slot
     # Codec-style scores: residual energy of each patch against the previous frame (the first frame: its own
@@ -323,12 +359,26 @@ def case_codec_packed(ctx: CaseContext) -> CaseInput | Skip:
         scores[i, -1, int(last[i]) // wp, int(last[i]) % wp] = math.inf
     mask = top_patches(scores, k * hp * wp)
     pv, pos = codec_pack(frames, mask, (hp, wp))
-    used = int(pos[..., 0].max())
-    title = (
+    return pv.contiguous(), pos.contiguous(), int(pos[..., 0].max())
+
+
+def _codec_title(ctx: CaseContext, k: int, h: int, w: int, used: int) -> str:
+    hp, wp = h // ctx.patch, w // ctx.patch
+    return (
         f"codec-style selection: {k * hp * wp} of {ctx.timeline * hp * wp} patches of a {ctx.timeline}-frame clip "
         f"packed into {k} canvas(es) of {h}x{w}, t up to {used}"
     )
-    return CaseInput(name, title, pv.contiguous(), pos.contiguous(), seed, ctx.pname, "")
+
+
+def case_codec_packed(ctx: CaseContext) -> CaseInput | Skip:
+    name = "codec-packed"
+    b, k, h, w = ctx.profile_shape(frames=2)  # k canvases
+    started = ctx.start(name, b, k, h, w)
+    if isinstance(started, Skip):
+        return started
+    seed, gen = started
+    pv, pos, used = _codec_selection(gen, ctx, b, k, h, w)
+    return CaseInput(name, _codec_title(ctx, k, h, w, used), pv, pos, seed, ctx.pname, "")
 
 
 def _profile_corner(name: str, which: str, ctx: CaseContext) -> CaseInput | Skip:
@@ -372,23 +422,245 @@ CASES: dict[str, tuple[str, CaseFn]] = {
 CPU_FULL_SIZE_CASES = ("image-448", "random-positions", "codec-packed")
 
 
+# --- packed cases: lists of one-sample items of mixed shapes, run by packed artifacts in one list ----------------
+
+
+@dataclass
+class PackedCase:
+    """Items of mixed shapes run as one list by a packed artifact (`runner.run_packed(items)`). Each item is an
+    ordinary one-sample CaseInput named `<case>[i]`, with its own seed, key and references (computed, cached and
+    memory-bounded like any case's), and is judged on its own rows."""
+
+    name: str
+    title: str
+    items: list[CaseInput]
+    profile: str | None = None
+    note: str = ""
+
+    @property
+    def tokens(self) -> int:
+        """N: the tokens of all items (what the artifact's calls take together)."""
+        return sum(item.tokens for item in self.items)
+
+    @property
+    def shape_text(self) -> str:
+        return f"{len(self.items)} items, {self.tokens} tokens"
+
+    @property
+    def key(self) -> str:
+        """Identifies the items: equal keys -> identical inputs."""
+        digest = zlib.crc32("|".join(item.key for item in self.items).encode())
+        return f"{self.name}@{len(self.items)}x{self.tokens}#{digest:08x}"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "case": self.name,
+            "title": self.title,
+            "packed": True,
+            "items": [item.key for item in self.items],
+            "tokens": self.tokens,
+            "profile": self.profile,
+            "note": self.note,
+            "key": self.key,
+        }
+
+
+ITEM_NAME = re.compile(r"^(?P<case>.+)\[(?P<index>\d+)\]$")
+
+
+def item_name(case: str, index: int) -> str:
+    return f"{case}[{index}]"
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """One item of a packed case at its canonical (full-size) shape: `kind` grid (positions t = frame index),
+    timeline (frames on the checkpoint's timeline) or codec (frames = canvases of a codec-style selection)."""
+
+    what: str
+    kind: str
+    frames: int
+    height: int
+    width: int
+    exact: bool = False  # the shape is the profile's own (min or max item): not scaled
+
+
+def _packed_item(case: str, index: int, spec: ItemSpec, ctx: CaseContext) -> CaseInput | Skip:
+    """One item fitted to the profile: frames clamped (a timeline or codec item to the timeline's length too), size
+    scaled keeping the aspect ratio; a Skip when it still does not fit (e.g. over the call's token budget)."""
+    t, h, w = spec.frames, spec.height, spec.width
+    if not spec.exact:
+        t = ctx.fit("frames", t)
+        if spec.kind != "grid":
+            t = min(t, ctx.timeline)
+        h, w = ctx.fit_size(h, w)
+    name = item_name(case, index)
+    started = ctx.start(name, 1, t, h, w)
+    if isinstance(started, Skip):
+        return started
+    seed, gen = started
+    hp, wp = h // ctx.patch, w // ctx.patch
+    title = f"{spec.what}: {t}x{h}x{w}"
+    if spec.kind == "codec":
+        pv, pos, used = _codec_selection(gen, ctx, 1, t, h, w)
+        title = f"{spec.what}: {_codec_title(ctx, t, h, w, used)}"
+    elif spec.kind == "timeline" and t > 1:
+        frame_index = frame_timeline(t, ctx.timeline)
+        pv = render(gen, 1, t, h, w, frame_index=frame_index)
+        pos = grid_positions(1, t, hp, wp, frame_index=frame_index)
+        title += f" on the {ctx.timeline}-frame timeline: t = {' '.join(str(int(v)) for v in frame_index)}"
+    else:
+        pv, pos = render(gen, 1, t, h, w), grid_positions(1, t, hp, wp)
+    adapted = (t, h, w) != (spec.frames, spec.height, spec.width)
+    note = _adapted([f"{t}x{h}x{w} instead of {spec.frames}x{spec.height}x{spec.width}"]) if adapted else ""
+    return CaseInput(name, title, pv.contiguous(), pos.contiguous(), seed, ctx.pname, note)
+
+
+def _packed_case(name: str, title: str, ctx: CaseContext, specs: list[ItemSpec], notes: list[str]) -> PackedCase | Skip:
+    """The items that fit the packed profile, numbered in order; the ones that do not are dropped with a note."""
+    if not isinstance(ctx.profile, PackedProfile):
+        return Skip(f"a packed case: it runs on packed artifacts only (profile {ctx.profile_name} is not packed)")
+    items: list[CaseInput] = []
+    for spec in specs:
+        built = _packed_item(name, len(items), spec, ctx)
+        if isinstance(built, Skip):
+            notes.append(f"{spec.what} dropped ({built.reason})")
+        else:
+            items.append(built)
+    if not items:
+        return Skip(f"outside profile {ctx.profile_name} (no item fits: {'; '.join(notes)})")
+    if len(items) < 2:
+        return Skip(f"outside profile {ctx.profile_name} (one item fits, a packed case needs two: {'; '.join(notes)})")
+    if any(item.note for item in items):
+        notes.append("item sizes scaled into its ranges (each item says how)")
+    note = "adapted to the profile: " + "; ".join(notes) if notes else ""
+    return PackedCase(name, title, items, ctx.pname, note)
+
+
+def case_packed_mix(ctx: CaseContext) -> PackedCase | Skip:
+    specs = [
+        ItemSpec("square image", "grid", 1, 224, 224),
+        ItemSpec("landscape image (1:2)", "grid", 1, 224, 448),
+        ItemSpec("portrait image (2:1)", "grid", 1, 448, 224),
+        ItemSpec("2-frame video", "timeline", 2, 224, 224),
+        ItemSpec("codec selection (2 canvases)", "codec", 2, 224, 224),
+    ]
+    p = ctx.profile
+    if isinstance(p, PackedProfile):
+        specs.append(ItemSpec("the profile's smallest item", "grid", p.frames.min, p.height.min, p.width.min, True))
+    title = "mixed shapes in one list: images of three aspect ratios, a video, a codec selection, the smallest item"
+    return _packed_case("packed-mix", title, ctx, specs, [])
+
+
+VIDEO_FRAMES = (1, 2, 4, 8, 16)
+
+
+def case_packed_videos(ctx: CaseContext) -> PackedCase | Skip:
+    frames: list[int] = []
+    for want in VIDEO_FRAMES:
+        t = min(ctx.fit("frames", want), ctx.timeline)
+        if t not in frames:
+            frames.append(t)
+    notes = [] if frames == list(VIDEO_FRAMES) else [f"frames {', '.join(map(str, frames))} (the profile's range)"]
+    specs = [ItemSpec(f"{t}-frame video", "timeline", t, 224, 224) for t in frames]
+    title = f"videos of {', '.join(map(str, frames))} frames (frames on the timeline) in one list"
+    return _packed_case("packed-videos", title, ctx, specs, notes)
+
+
+def largest_item(p: PackedProfile) -> tuple[int, int, int]:
+    """(T, H, W) of the largest item the profile allows: the most tokens within its ranges and a call's budget
+    (then the most frames, then the squarest)."""
+    best: tuple[int, int, int, int, int] | None = None
+    for t in range(p.frames.max, p.frames.min - 1, -1):
+        for h in range(p.height.max, p.height.min - 1, -p.patch):
+            wp = min(p.width.max // p.patch, p.call_tokens.max // (t * (h // p.patch)))
+            w = wp * p.patch
+            if w < p.width.min:
+                continue
+            candidate = (p.item_tokens(t, h, w), t, -abs(h - w), h, w)
+            best = candidate if best is None or candidate > best else best
+    if best is None:
+        raise ValueError(f"profile {p.name!r}: no item fits its budget of {p.call_tokens.max} tokens")
+    return best[1], best[3], best[4]
+
+
+def case_packed_extremes(ctx: CaseContext) -> PackedCase | Skip:
+    p = ctx.profile
+    if not isinstance(p, PackedProfile):
+        return _packed_case("packed-extremes", "", ctx, [], [])
+    t, h, w = largest_item(p)
+    notes = []
+    if (t, h, w) != (p.frames.max, p.height.max, p.width.max):
+        notes.append(f"largest item {t}x{h}x{w} ({p.item_tokens(t, h, w)} tokens, within the call's budget of "
+                     f"{p.call_tokens.max}) instead of {p.frames.max}x{p.height.max}x{p.width.max}")  # fmt: skip
+    specs = [
+        ItemSpec("the profile's smallest item", "grid", p.frames.min, p.height.min, p.width.min, exact=True),
+        ItemSpec("the profile's largest item", "grid", t, h, w, exact=True),
+    ]
+    return _packed_case("packed-extremes", "the smallest and the largest item the profile allows", ctx, specs, notes)
+
+
+PackedFn = Callable[[CaseContext], "PackedCase | Skip"]
+
+PACKED_CASES: dict[str, tuple[str, PackedFn]] = {
+    "packed-mix": (
+        "packed: square, 1:2 and 2:1 images, a 2-frame video, a codec selection and the smallest item (~2.6k tokens)",
+        case_packed_mix,
+    ),
+    "packed-videos": ("packed: videos of 1, 2, 4, 8 and 16 frames (224², on the timeline; ~7.9k tokens)",
+                      case_packed_videos),
+    "packed-extremes": ("packed: the smallest and the largest item the profile allows", case_packed_extremes),
+}  # fmt: skip
+# Full-size model on a CPU: packed-mix alone, ~2.6k tokens on packed-any (the largest item, 16k tokens, needs a GPU).
+CPU_FULL_SIZE_PACKED_CASES = ("packed-mix",)
+
+
+def is_packed_case(name: str) -> bool:
+    return name in PACKED_CASES
+
+
 def parse_cases(spec: str | None, default: tuple[str, ...] | None = None) -> list[str]:
-    """'all' | 'cpu-quick' | comma-separated case names -> case names (ValueError naming an unknown one)."""
+    """'all' | 'cpu-quick' | comma-separated case names (batched or packed) -> case names (ValueError naming an
+    unknown one). Each artifact runs the names of its kind: batched cases on batched artifacts, packed on packed."""
     if spec is None or spec in ("", "auto"):
-        return list(default) if default is not None else list(CASES)
+        return list(default) if default is not None else [*CASES, *PACKED_CASES]
     if spec == "all":
-        return list(CASES)
+        return [*CASES, *PACKED_CASES]
     if spec == "cpu-quick":
-        return list(CPU_FULL_SIZE_CASES)
+        return [*CPU_FULL_SIZE_CASES, *CPU_FULL_SIZE_PACKED_CASES]
     names = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [n for n in names if n not in CASES]
+    unknown = [n for n in names if n not in CASES and n not in PACKED_CASES]
     if unknown:
-        raise ValueError(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)} (or all, cpu-quick)")
+        known = ", ".join([*CASES, *PACKED_CASES])
+        raise ValueError(f"unknown case(s) {', '.join(unknown)}; known: {known} (or all, cpu-quick)")
     return names
 
 
 def build_case(name: str, ctx: CaseContext) -> CaseInput | Skip:
+    if ctx.packed:
+        return Skip(f"a batched case: packed artifacts (profile {ctx.profile_name}) run the packed cases")
     return CASES[name][1](ctx)
+
+
+def build_packed_case(name: str, ctx: CaseContext) -> PackedCase | Skip:
+    return PACKED_CASES[name][1](ctx)
+
+
+def regroup(inputs: list[CaseInput]) -> list[CaseInput | PackedCase]:
+    """Saved inputs back into cases (--replay): the items of a packed case (named `<case>[i]`, per profile) become
+    one PackedCase again, in index order; every other input stays a case of its own."""
+    out: list[CaseInput | PackedCase] = []
+    groups: dict[tuple[str, str | None], list[tuple[int, CaseInput]]] = {}
+    for case in inputs:
+        m = ITEM_NAME.match(case.name)
+        if m is None:
+            out.append(case)
+            continue
+        groups.setdefault((m["case"], case.profile), []).append((int(m["index"]), case))
+    for (name, profile), members in groups.items():
+        items = [case for _, case in sorted(members, key=lambda m: m[0])]
+        out.append(PackedCase(name, f"{name} (replayed)", items, profile, "replayed"))
+    return out
 
 
 def save_input(case: CaseInput, folder: Path) -> Path:

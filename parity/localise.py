@@ -18,6 +18,12 @@ How each kind exposes its hidden states (cheap: one extra run of the failing cas
   the artifact, so it finds errors the build process makes (compiler, lowering, precision) but not damage to the
   file itself; a file whose weights differ from the reference is flagged by its manifest's weights sha256 instead.
   It runs by default only for small models (each full-size compiled build takes minutes): `--localise rebuild`.
+
+A failing item of a packed case (parity/cases.py) is localised in the call it was run in: the runtime's plan for its
+case gives that call's three packed inputs (contract/packing.py), the probe runs them (the pt2 program and the ONNX
+graph take them as the artifact does; a truncated rebuild is a packed artifact too, run with `run_packed_call`), and
+every hidden state is cut to the item's rows of the call (`Subject`) before it is judged against the item's own
+references. A probe that cannot run a packed call says so in the localisation record.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from models.metrics import compare
 from models.tf32 import exact_float32
 
 from .artifacts import ArtifactUnderTest, EagerRunner
-from .cases import CaseInput
+from .cases import CaseInput, PackedCase
 from .references import GOLDEN, REFERENCES, ReferenceBank, calibration_name
 from .tolerances import Tolerances
 
@@ -62,10 +68,47 @@ def _slot(path: str) -> int | None:
 # --- probes: per-layer hidden states of the artifact's own computation ---------------------------------------------
 
 
+@dataclass
+class Subject:
+    """What a probe runs: the artifact's own inputs (batched: pixel_values in its dtype and patch_positions; packed:
+    one call's pixel_patches, patch_positions and cu_seqlens) and, for a packed item, its token rows in that call."""
+
+    inputs: tuple[torch.Tensor, ...]
+    rows: tuple[int, int] | None = None  # packed: the item's rows [a, b) of the call's N tokens
+    packed: str | None = None  # packed: the case's name
+
+    def take(self, state: torch.Tensor) -> torch.Tensor:
+        """A hidden state (or output) of the whole input -> the case's part: (1, L, hidden) rows of a packed item."""
+        if self.rows is None:
+            return state
+        a, b = self.rows
+        return state.reshape(-1, state.shape[-1])[a:b][None]
+
+    def describe(self) -> str:
+        if self.rows is None:
+            return ""
+        a, b = self.rows
+        tokens = int(self.inputs[1].numel() // 3)
+        return f"; run on the packed call holding the item ({self.packed}: its rows {a}..{b} of the call's {tokens})"
+
+
+def packed_subject(art: ArtifactUnderTest, case: PackedCase, index: int) -> Subject:
+    """Item `index` of a packed case as the probe sees it: the very call the runtime ran it in (its plan for the
+    case's items) and the item's rows in that call."""
+    pairs = [(item.pixel_values, item.patch_positions) for item in case.items]
+    for call, inputs in art.runner.plan_packed(art.packed_items(pairs)):
+        if index in call:
+            cu = [int(v) for v in inputs[2].tolist()]
+            at = call.index(index)
+            return Subject(tuple(t.to("cpu") for t in inputs), (cu[at], cu[at + 1]), packed=case.name)
+    raise LookupError(f"item {index} of {case.name} is in no planned call")
+
+
 class Probe:
     method: str = ""
 
-    def states(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> dict[int, torch.Tensor]:
+    def states(self, *inputs: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Hidden state index -> value, for the artifact's own inputs (those of a Subject)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -78,7 +121,8 @@ class EagerProbe(Probe):
     def __init__(self, runner: EagerRunner) -> None:
         self.runner = runner
 
-    def states(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> dict[int, torch.Tensor]:
+    def states(self, *inputs: torch.Tensor) -> dict[int, torch.Tensor]:
+        pixel_values, patch_positions = inputs
         return dict(enumerate(self.runner.hidden_states(pixel_values, patch_positions)))
 
 
@@ -107,7 +151,7 @@ class Pt2Probe(Probe):
         if not self.last:
             raise LookupError("the ExportedProgram carries no nn_module_stack metadata for encoder.layers.<i>")
 
-    def states(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> dict[int, torch.Tensor]:
+    def states(self, *inputs: torch.Tensor) -> dict[int, torch.Tensor]:
         captured: dict[int, torch.Tensor] = {}
         last = self.last
 
@@ -120,7 +164,7 @@ class Pt2Probe(Probe):
                 return out
 
         with torch.no_grad():
-            Capture(self.module).run(pixel_values.to(self.device), patch_positions.to(self.device))
+            Capture(self.module).run(*(t.to(self.device) for t in inputs))
         return captured
 
 
@@ -167,10 +211,10 @@ class OnnxProbe(Probe):
                 raise LookupError(str(exc)) from None
         self.inputs = [i.name for i in self.session.get_inputs()]
 
-    def states(self, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> dict[int, torch.Tensor]:
-        if pixel_values.dtype == torch.bfloat16:
+    def states(self, *inputs: torch.Tensor) -> dict[int, torch.Tensor]:
+        if inputs[0].dtype == torch.bfloat16:
             raise LookupError("numpy has no bfloat16: the ONNX probe runs fp32/fp16 graphs only")
-        feeds = dict(zip(self.inputs, (pixel_values.cpu().numpy(), patch_positions.cpu().numpy()), strict=True))
+        feeds = dict(zip(self.inputs, (t.cpu().numpy() for t in inputs), strict=True))
         names = list(self.names)
         outs = self.session.run(names, feeds)
         return {self.names[n]: torch.from_numpy(o) for n, o in zip(names, outs, strict=True)}
@@ -188,7 +232,9 @@ class RebuildProbe(Probe):
         self.cache: dict[int, Any] = {}
         self.builds = 0
 
-    def layer(self, k: int, pixel_values: torch.Tensor, patch_positions: torch.Tensor) -> torch.Tensor:
+    def layer(self, k: int, subject: Subject) -> torch.Tensor:
+        """The output of a build truncated after k layers for the subject's inputs (a packed one: the same call, run
+        whole by `run_packed_call`, cut to the item's rows)."""
         import runtime
         from export import BuildRequest, build
 
@@ -207,8 +253,9 @@ class RebuildProbe(Probe):
             result = build(self.art.kind, request)
             self.builds += 1
             self.cache[k] = runtime.load(result.path, device=self.art.device, verify=False)
-        out = self.cache[k](pixel_values.to(self.art.input_dtype), patch_positions)
-        return out.detach().to("cpu")
+        runner = self.cache[k]
+        out = runner.run_packed_call(*subject.inputs) if subject.rows is not None else runner(*subject.inputs)
+        return subject.take(out.detach().to("cpu"))
 
     def close(self) -> None:
         for runner in self.cache.values():
@@ -324,8 +371,11 @@ def localise(
     tol: Tolerances,
     probe: Probe,
     progress: Callable[[str], None] | None = None,
+    subject: Subject | None = None,
 ) -> Localisation:
-    """Find the first hidden state of `art` on `case` that fails the rule against `reference` (see module doc)."""
+    """Find the first hidden state of `art` on `case` that fails the rule against `reference` (see module doc).
+    `subject`: what the probe runs (default: the case's own inputs; a packed item's: its call, parity.suite)."""
+    subject = subject or Subject((case.pixel_values.to(art.input_dtype), case.patch_positions))
     n = art.num_layers
     golden = bank.hidden_states(case, n, GOLDEN)
     own_name = calibration_name(art.precision)
@@ -345,7 +395,7 @@ def localise(
             mid = (lo + hi) // 2
             if progress is not None:
                 progress(f"rebuild {art.kind} with output_layer={mid}")
-            row = judge(mid, probe.layer(mid, case.pixel_values, case.patch_positions))
+            row = judge(mid, probe.layer(mid, subject))
             rows[mid] = row
             if row.passed:
                 lo = mid
@@ -355,7 +405,7 @@ def localise(
         first = hi
         result.method += f" ({probe.builds} builds)"
     else:
-        states = probe.states(case.pixel_values.to(art.input_dtype), case.patch_positions)
+        states = {k: subject.take(v) for k, v in probe.states(*subject.inputs).items()}
         missing = [k for k in range(n + 1) if k not in states]
         if n in states:
             result.probe_consistency = compare(states[n], output).rel_l2
@@ -364,6 +414,7 @@ def localise(
         first = failing[0] if failing else -1
         if missing:
             result.method += f" (no value found for hidden state(s) {missing})"
+    result.method += subject.describe()
     if first >= 0:
         prev = next((r for r in result.layers if r.index == first - 1), None)
         row = next(r for r in result.layers if r.index == first)

@@ -93,6 +93,13 @@ def to_json(res: SuiteResult, cfg: SuiteConfig) -> dict[str, Any]:
             for a in res.artifacts
         ],
         "cases": [{**c.describe(), "inputs_file": f"inputs/{c.file_stem}.safetensors"} for c in res.cases.values()],
+        "packed_cases": [
+            {
+                **pc.describe(),
+                "calls": {art: calls for (art, key), calls in res.packed_calls.items() if key == pc.key},
+            }
+            for pc in res.packed.values()
+        ],
         "calibration": {key: {ref: m.to_dict() for ref, m in refs.items()} for key, refs in res.calibration.items()},
         "results": [r.to_dict() for r in res.rows],
         "localisation": [loc.to_dict() for loc in res.localisations],
@@ -206,13 +213,13 @@ def to_markdown(res: SuiteResult, cfg: SuiteConfig) -> str:
     for r in res.rows:
         if r.status == "skipped" and r.reference == "*":
             continue
-        case = res.cases.get(r.case_key)
+        shown = res.cases.get(r.case_key) or res.packed.get(r.case_key)
         rm, v = r.metrics, r.verdict
         res_rows.append(
             [
                 f"`{r.artifact}`",
                 r.case,
-                case.shape_text if case else "",
+                shown.shape_text if shown else "",
                 f"`{r.reference}`",
                 _g(rm.max_abs) if rm else "—",
                 _g(rm.mean_abs) if rm else "—",
@@ -295,6 +302,25 @@ def to_markdown(res: SuiteResult, cfg: SuiteConfig) -> str:
                     )
                 )
             out.append("")
+    if res.packed:
+        out += ["", "## Packed cases", ""]
+        out.append(
+            "Each packed case is one list of items run by a packed artifact (`runner.run_packed`); item i's rows are "
+            "the case `<case>[i]` above, judged against that item's own eager references (computed for it alone). "
+            "`calls`: the item indices of each call the runtime made (its plan within the profile's budget)."
+        )
+        out += [""]
+        packed_rows = []
+        for pc in res.packed.values():
+            items = ", ".join(f"[{i}] {item.shape_text}" for i, item in enumerate(pc.items))
+            calls = [
+                f"`{art}`: " + " ".join("(" + ",".join(map(str, call)) + ")" for call in plan)
+                for (art, key), plan in res.packed_calls.items()
+                if key == pc.key
+            ]
+            what = pc.title + (f" ({pc.note})" if pc.note else "")
+            packed_rows.append([pc.name, what, str(pc.tokens), items, "<br>".join(calls) or "—"])
+        out.append(_table(["case", "what", "tokens", "items (B×T×H×W)", "calls"], packed_rows))
     out += ["", "## Inputs", ""]
     out.append(
         _table(

@@ -1,4 +1,8 @@
-"""The suite: artifacts x cases x references -> metrics, verdicts, localisation, and the report files."""
+"""The suite: artifacts x cases x references -> metrics, verdicts, localisation, and the report files.
+
+Batched artifacts run the batched cases, packed artifacts the packed ones (parity/cases.py): a packed case's items
+are one-sample cases to the references (computed, cached, calibrated per item), the artifact runs them as one list
+(`runner.run_packed`), and each item's rows are judged with the same rule as any case's (row case `<case>[i]`)."""
 
 from __future__ import annotations
 
@@ -20,8 +24,18 @@ from models.metrics import Metrics, compare
 from runtime.base import NotRunnableHere
 
 from .artifacts import ArtifactUnderTest, eager_artifact
-from .cases import CaseContext, CaseInput, Skip, build_case, load_input
-from .localise import Localisation, localise, make_probe
+from .cases import (
+    CaseContext,
+    CaseInput,
+    PackedCase,
+    Skip,
+    build_case,
+    build_packed_case,
+    is_packed_case,
+    load_input,
+    regroup,
+)
+from .localise import Localisation, Subject, localise, make_probe, packed_subject
 from .reference_cache import ReferenceCache
 from .references import GOLDEN, REFERENCES, ReferenceBank, ReferenceError, calibration_name
 from .tolerances import Tolerances, Verdict
@@ -64,7 +78,10 @@ class Row:
 class SuiteResult:
     rows: list[Row] = field(default_factory=list)
     artifacts: list[ArtifactUnderTest] = field(default_factory=list)
-    cases: dict[str, CaseInput] = field(default_factory=dict)  # key -> input
+    cases: dict[str, CaseInput] = field(default_factory=dict)  # key -> input (a packed case's items too)
+    packed: dict[str, PackedCase] = field(default_factory=dict)  # key -> packed case
+    # (artifact, packed case key) -> the item indices of each call the runtime made
+    packed_calls: dict[tuple[str, str], list[list[int]]] = field(default_factory=dict)
     calibration: dict[str, dict[str, Metrics]] = field(default_factory=dict)  # "key|layers" -> ref -> vs golden
     localisations: list[Localisation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -94,7 +111,7 @@ class SuiteConfig:
     out_dir: Path
     localise: str = "auto"  # auto | rebuild | off
     seed: int = 0
-    max_tokens: int = 0  # 0: no limit; else cases with B*L above it are skipped ("over the token budget")
+    max_tokens: int = 0  # 0: no limit; else cases with B*L (packed: N, all items) above it are skipped
     replay: list[CaseInput] | None = None  # --replay: run these saved inputs instead of generating cases
     reference_cache: Path | None = None  # references kept on disk between runs (parity/reference_cache.py)
     reference_memory_gib: float | None = None  # memory a reference computation may take (None: the device's default)
@@ -117,23 +134,40 @@ def _tqdm(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
+Planned = CaseInput | PackedCase
+
+
 def _inputs_for(
     art: ArtifactUnderTest, cfg: SuiteConfig, config: OneVisionEncoderConfig
-) -> list[CaseInput | tuple[str, Skip]]:
-    """Every case fitted to this artifact and checkpoint (or the replayed inputs that fit it)."""
+) -> list[Planned | tuple[str, Skip]]:
+    """Every case of the artifact's kind (batched or packed) fitted to it and the checkpoint (or the replayed inputs
+    that fit it)."""
     ctx = CaseContext.for_config(config, art.profile, art.min_tokens, cfg.seed)
-    out: list[CaseInput | tuple[str, Skip]] = []
+    out: list[Planned | tuple[str, Skip]] = []
     if cfg.replay is not None:
-        for case in cfg.replay:
-            skip = ctx.outside(*case.shape)
-            out.append((case.name, skip) if skip else case)
+        for case in regroup(cfg.replay):
+            if isinstance(case, PackedCase) != art.packed:
+                continue
+            if isinstance(case, PackedCase):
+                skips = [f"{item.name}: {s.reason}" for item in case.items if (s := ctx.outside(*item.shape))]
+                out.append((case.name, Skip("; ".join(skips))) if skips else case)
+            else:
+                skip = ctx.outside(*case.shape)
+                out.append((case.name, skip) if skip else case)
         return out
-    for name in cfg.cases:
-        built = build_case(name, ctx)
+    kind = "packed" if art.packed else "batched"
+    names = [name for name in cfg.cases if is_packed_case(name) == art.packed]
+    if not names:
+        asked = ", ".join(cfg.cases)
+        return [(f"({kind} cases)", Skip(f"no {kind} case among the cases asked for ({asked}): a {kind} artifact "
+                                         f"runs the {kind} cases"))]  # fmt: skip
+    for name in names:
+        built: Planned | Skip = build_packed_case(name, ctx) if art.packed else build_case(name, ctx)
         if isinstance(built, Skip):
             out.append((name, built))
         elif cfg.max_tokens and built.tokens > cfg.max_tokens:
-            out.append((name, Skip(f"over the token budget (B*L = {built.tokens} > --max-tokens {cfg.max_tokens})")))
+            what = "N (all items)" if art.packed else "B*L"
+            out.append((name, Skip(f"over the token budget ({what} = {built.tokens} > --max-tokens {cfg.max_tokens})")))
         else:
             out.append(built)
     return out
@@ -163,11 +197,16 @@ def _unique_names(artifacts: list[ArtifactUnderTest]) -> None:
             art.name = f"{art.name}#{seen[art.name]}"
 
 
+def _items(case: Planned) -> list[CaseInput]:
+    """The one-sample (packed) or batched inputs the references are computed for."""
+    return case.items if isinstance(case, PackedCase) else [case]
+
+
 def _plan_inputs(
     artifacts: list[ArtifactUnderTest], cfg: SuiteConfig, config: OneVisionEncoderConfig, res: SuiteResult
-) -> dict[str, list[CaseInput]]:
+) -> dict[str, list[Planned]]:
     """Inputs per artifact (its skipped cases recorded as rows now; write_reports saves the inputs for --replay)."""
-    plan: dict[str, list[CaseInput]] = {}
+    plan: dict[str, list[Planned]] = {}
     for art in artifacts:
         plan[art.name] = []
         if art.error or art.skip_reason:
@@ -177,14 +216,19 @@ def _plan_inputs(
                 name, skip = item
                 res.rows.append(Row(art.name, name, "", "*", "skipped", skip.reason))
                 continue
-            res.cases.setdefault(item.key, item)
-            plan[art.name].append(res.cases[item.key])
+            if isinstance(item, PackedCase):
+                item = res.packed.setdefault(item.key, item)
+                for one in item.items:
+                    res.cases.setdefault(one.key, one)
+            else:
+                item = res.cases.setdefault(item.key, item)
+            plan[art.name].append(item)
     return plan
 
 
 def _compute_references(
     artifacts: list[ArtifactUnderTest],
-    plan: dict[str, list[CaseInput]],
+    plan: dict[str, list[Planned]],
     cfg: SuiteConfig,
     config: OneVisionEncoderConfig,
     sha: str,
@@ -198,7 +242,14 @@ def _compute_references(
     bank = ReferenceBank(cfg.model_dir, cfg.device, config.num_hidden_layers, cache, budget, gemm)
     precisions = sorted({a.precision for a in artifacts if plan.get(a.name)})
     needed = [GOLDEN, *dict.fromkeys([calibration_name(p) for p in precisions] + list(cfg.references))]
-    jobs = list({(c.key, a.num_layers): (c, a.num_layers) for a in artifacts for c in plan.get(a.name, [])}.values())
+    jobs = list(
+        {
+            (c.key, a.num_layers): (c, a.num_layers)
+            for a in artifacts
+            for case in plan.get(a.name, [])
+            for c in _items(case)
+        }.values()
+    )
     if jobs:
         bar = _tqdm(len(jobs) * len(needed), "references", cfg.progress)
 
@@ -256,9 +307,21 @@ def _load_or_skip(art: ArtifactUnderTest, res: SuiteResult) -> bool:
     return True
 
 
+@dataclass
+class Failure:
+    """A failing row, its (one-sample or batched) input, the artifact's output for it, and where that came from:
+    a packed case and the item's index in it (localisation re-runs the call the item was in)."""
+
+    row: Row
+    case: CaseInput
+    output: torch.Tensor
+    packed: PackedCase | None = None
+    index: int = 0
+
+
 def _run_artifacts(
     artifacts: list[ArtifactUnderTest],
-    plan: dict[str, list[CaseInput]],
+    plan: dict[str, list[Planned]],
     cfg: SuiteConfig,
     bank: ReferenceBank,
     res: SuiteResult,
@@ -272,14 +335,17 @@ def _run_artifacts(
         if not _load_or_skip(art, res):
             bar.update(len(plan[art.name]))
             continue
-        failures: list[tuple[Row, CaseInput, torch.Tensor]] = []
+        failures: list[Failure] = []
         for case in plan[art.name]:
             bar.set_postfix_str(f"{art.name} {case.name}")
-            rows, output = _run_case(art, case, cfg, bank, res)
-            res.rows.extend(rows)
-            bad = [r for r in rows if r.status == "fail"]
-            if bad and output is not None:
-                failures.append((min(bad, key=lambda r: 0 if r.reference == GOLDEN else 1), case, output))
+            if isinstance(case, PackedCase):
+                failures += _run_packed_case(art, case, cfg, bank, res)
+            else:
+                rows, output = _run_case(art, case, cfg, bank)
+                res.rows.extend(rows)
+                bad = [r for r in rows if r.status == "fail"]
+                if bad and output is not None:
+                    failures.append(Failure(_first_failing(bad), case, output))
             bar.update(1)
         if failures:
             res.localisations.append(_localise(art, failures, cfg, bank, small))
@@ -287,21 +353,73 @@ def _run_artifacts(
     bar.close()
 
 
-def _run_case(
-    art: ArtifactUnderTest, case: CaseInput, cfg: SuiteConfig, bank: ReferenceBank, res: SuiteResult
-) -> tuple[list[Row], torch.Tensor | None]:
+def _first_failing(bad: list[Row]) -> Row:
+    """The row to localise against: the golden's when it fails, else the first failing reference's."""
+    return min(bad, key=lambda r: 0 if r.reference == GOLDEN else 1)
+
+
+def _missing_reference(art: ArtifactUnderTest, case: CaseInput, bank: ReferenceBank) -> Row | None:
+    """An error row when the golden or the artifact precision's calibration could not be computed for this input
+    (e.g. out of memory): the case cannot be judged."""
     golden = bank.get(case, art.num_layers, GOLDEN)
     own = bank.get(case, art.num_layers, calibration_name(art.precision))
-    if golden is None or own is None:  # e.g. out of memory for this case: the case cannot be judged
-        name = GOLDEN if golden is None else calibration_name(art.precision)
-        why = bank.unsupported.get((case.key, name), "not computed")
-        return [Row(art.name, case.name, case.key, "*", "error", f"reference {name}: {why}")], None
+    if golden is not None and own is not None:
+        return None
+    name = GOLDEN if golden is None else calibration_name(art.precision)
+    why = bank.unsupported.get((case.key, name), "not computed")
+    return Row(art.name, case.name, case.key, "*", "error", f"reference {name}: {why}")
+
+
+def _run_case(
+    art: ArtifactUnderTest, case: CaseInput, cfg: SuiteConfig, bank: ReferenceBank
+) -> tuple[list[Row], torch.Tensor | None]:
+    missing = _missing_reference(art, case, bank)
+    if missing is not None:
+        return [missing], None
     start = time.perf_counter()
     try:
         output = art.run(case.pixel_values, case.patch_positions)
     except Exception as exc:  # the runtime refused or the backend crashed: an error row for this case
         return [Row(art.name, case.name, case.key, "*", "error", f"{type(exc).__name__}: {exc}")], None
-    seconds = time.perf_counter() - start
+    return _judge_output(art, case, output, time.perf_counter() - start, cfg, bank), output
+
+
+def _run_packed_case(
+    art: ArtifactUnderTest, case: PackedCase, cfg: SuiteConfig, bank: ReferenceBank, res: SuiteResult
+) -> list[Failure]:
+    """The items run as one list (`run_packed`); each item's rows judged against its own references. An item
+    without its golden or calibration is an error row of its own; the call runs the whole list regardless (the
+    other items' rows are still judged). A refused or crashed call is one error row for the packed case."""
+    pairs = [(item.pixel_values, item.patch_positions) for item in case.items]
+    start = time.perf_counter()
+    try:
+        outputs = art.run_packed(pairs)
+        res.packed_calls[(art.name, case.key)] = art.packed_calls(pairs)
+    except Exception as exc:
+        res.rows.append(Row(art.name, case.name, case.key, "*", "error", f"{type(exc).__name__}: {exc}"))
+        return []
+    seconds = time.perf_counter() - start  # the whole list's: every item row carries the call's time
+    failures = []
+    for index, (item, output) in enumerate(zip(case.items, outputs, strict=True)):
+        missing = _missing_reference(art, item, bank)
+        if missing is not None:
+            res.rows.append(missing)
+            continue
+        rows = _judge_output(art, item, output, seconds, cfg, bank)
+        res.rows.extend(rows)
+        bad = [r for r in rows if r.status == "fail"]
+        if bad:
+            failures.append(Failure(_first_failing(bad), item, output, case, index))
+    return failures
+
+
+def _judge_output(
+    art: ArtifactUnderTest, case: CaseInput, output: torch.Tensor, seconds: float, cfg: SuiteConfig, bank: ReferenceBank
+) -> list[Row]:
+    """The artifact's output for one input judged against every reference (the golden and the calibration exist)."""
+    golden = bank.get(case, art.num_layers, GOLDEN)
+    own = bank.get(case, art.num_layers, calibration_name(art.precision))
+    assert golden is not None and own is not None
     cal = compare(own, golden)
     inherent_a = (cal.rel_l2, cal.max_angle)
     rows = []
@@ -342,7 +460,7 @@ def _run_case(
         if not row.verdict.passed:
             row.status, row.reason = "fail", row.verdict.reason
         rows.append(row)
-    return rows, output
+    return rows
 
 
 def _broken_reference(
@@ -364,21 +482,30 @@ def _broken_reference(
     return "" if verdict.passed else verdict.reason
 
 
+def _subject(art: ArtifactUnderTest, failure: Failure) -> Subject:
+    """What the probe runs: the failing case's own inputs, or, for a packed item, the call it was in."""
+    if failure.packed is None:
+        return Subject((failure.case.pixel_values.to(art.input_dtype), failure.case.patch_positions))
+    return packed_subject(art, failure.packed, failure.index)
+
+
 def _localise(
     art: ArtifactUnderTest,
-    failures: list[tuple[Row, CaseInput, torch.Tensor]],
+    failures: list[Failure],
     cfg: SuiteConfig,
     bank: ReferenceBank,
     small: bool,
 ) -> Localisation:
     """Localise the artifact's worst failing case (one per artifact: the cheapest useful answer)."""
-    row, case, output = max(failures, key=lambda f: f[0].verdict.ratio if f[0].verdict else 0.0)
+    failure = max(failures, key=lambda f: f.row.verdict.ratio if f.row.verdict else 0.0)
+    row, case, output = failure.row, failure.case, failure.output
     probe = make_probe(art, cfg.localise, cfg.model_dir, small)
     if isinstance(probe, str):
         return Localisation(art.name, case.key, row.reference, "none", None, None, probe)
     cfg.log(f"localising {art.name} on {case.key} against {row.reference} ({probe.method})")
     try:
-        return localise(art, case, row.reference, output, bank, cfg.tolerances, probe, progress=cfg.log)
+        subject = _subject(art, failure)
+        return localise(art, case, row.reference, output, bank, cfg.tolerances, probe, cfg.log, subject)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return Localisation(
@@ -407,7 +534,7 @@ def _environment(cfg: SuiteConfig, config: dict[str, Any], sha: str) -> dict[str
         "synthetic": config.get("synthetic"),
         "tolerances": {"path": str(cfg.tolerances.path), "version": cfg.tolerances.version},
         "references": [GOLDEN, *cfg.references],
-        "cases": list(cfg.cases) if cfg.replay is None else sorted({c.name for c in cfg.replay}),
+        "cases": list(cfg.cases) if cfg.replay is None else sorted({c.name for c in regroup(cfg.replay)}),
         "replay": cfg.replay is not None,
         "seed": cfg.seed,
         "localise": cfg.localise,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +13,9 @@ import torch
 
 from contract.backends import BACKENDS
 from contract.manifest import manifest_path, read_manifest
-from contract.profiles import PROFILES
+from contract.profiles import PACKED_PROFILES, PROFILES
 from export import BuildRequest, build, get_builder
+from export.verify import shared_eager_reference
 from models.synthetic import write_checkpoint
 
 
@@ -24,6 +26,8 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # Every kind a CPU machine builds and runs (the TensorRT kinds are built for CUDA), from the backend descriptions.
 CPU_KINDS = tuple(kind for kind, b in BACKENDS.items() if b.build_device is None)
+# ... and those of them that are exported packed (contract/backends.py `packed`).
+PACKED_CPU_KINDS = tuple(kind for kind in CPU_KINDS if BACKENDS[kind].packed)
 
 V = TypeVar("V")
 
@@ -48,16 +52,21 @@ class Available(dict[str, V]):
 W = TypeVar("W")
 
 
-def build_available(kinds: tuple[str, ...], request: BuildRequest) -> Available[Path]:
-    """Build each kind this machine can build; the others are recorded with the builder's reason."""
+def build_available(kinds: tuple[str, ...], request: BuildRequest, reuse_onnx: bool = False) -> Available[Path]:
+    """Build each kind this machine can build; the others are recorded with the builder's reason. `reuse_onnx`: a
+    kind that converts the bundle's ONNX graph of this precision (OpenVINO for fp32) converts the ONNX artifact built
+    before it, as `export all` does (one ONNX export instead of two)."""
     built: dict[str, Path] = {}
     missing: dict[str, str] = {}
     for kind in kinds:
-        reason = get_builder(kind).unavailable(request)
+        own = request
+        if reuse_onnx and "onnx" in built and BACKENDS[kind].onnx_precision(request.precision) == request.precision:
+            own = dataclasses.replace(request, options={**request.options, "onnx": str(built["onnx"])})
+        reason = get_builder(kind).unavailable(own)
         if reason:
             missing[kind] = reason
         else:
-            built[kind] = build(kind, request).path
+            built[kind] = build(kind, own).path
     return Available(built, missing)
 
 
@@ -70,6 +79,18 @@ def tiny_artifacts_fp32(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp("tiny-artifacts-fp32")
     request = BuildRequest(tiny_dir, "fp32", [PROFILES["test-small"]], out, options={"quiet": True})
     return build_available(CPU_KINDS, request)
+
+
+@pytest.fixture(scope="session")
+def tiny_packed_fp32(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Available[Path]:
+    """Packed fp32 artifacts (profile `packed-test-small`: contract/packing.py) of every CPU kind this machine can
+    build (pt2, AOTInductor, ONNX, TorchScript, OpenVINO converting that ONNX) of the tiny checkpoint, built once per
+    session and shared by every packed test (the AOTInductor compile is the slow part). Tests that damage or rebuild
+    one work on a copy (copy_artifact)."""
+    out = tmp_path_factory.mktemp("tiny-packed-fp32")
+    request = BuildRequest(tiny_dir, "fp32", [PACKED_PROFILES["packed-test-small"]], out, options={"quiet": True})
+    with shared_eager_reference():  # every build-time check against the same eager items, computed once
+        return build_available(PACKED_CPU_KINDS, request, reuse_onnx=True)
 
 
 def seeded(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -14,22 +14,25 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from contract.profiles import MIN_TOKENS, PROFILES
+from contract.profiles import MIN_TOKENS, PACKED_PROFILES, PROFILES, PackedProfile, Range
 from export import BuildRequest, build
 from models.rope import VideoRotaryEmbeddingSplit466
 from parity import (
     CASES,
+    PACKED_CASES,
     CaseContext,
     CaseInput,
+    PackedCase,
     SuiteConfig,
     build_case,
+    build_packed_case,
     compare,
     eager_artifact,
     load_tolerances,
     run_suite,
 )
 from parity.__main__ import main
-from parity.cases import Skip
+from parity.cases import CPU_FULL_SIZE_CASES, Skip, largest_item, load_input, parse_cases, regroup, save_input
 from parity.report import write_reports
 from parity.tolerances import ToleranceError
 from runtime.positions import frame_timeline, grid_positions
@@ -453,3 +456,76 @@ def test_onnx_bf16_is_reported_as_not_supported_by_onnxruntime(tiny_dir: Path, t
     assert "not supported by onnxruntime" in art["skip_reason"] and not art["error"]
     md = (out / "report.md").read_text()
     assert "not supported by onnxruntime" in md and "no TF32" in md  # and the report states the fp32 rule
+
+
+# --- packed cases (parity of packed artifacts: tests/test_packed.py) ----------------------------------------------
+
+PACKED = PACKED_PROFILES["packed-test-small"]
+
+
+def test_packed_cases_fit_the_packed_profile_item_by_item() -> None:
+    ctx = CaseContext(PACKED, min_tokens=1)
+    built = {name: build_packed_case(name, ctx) for name in PACKED_CASES}
+    shapes = {}
+    for name, case in built.items():
+        assert isinstance(case, PackedCase), (name, case)
+        assert [item.name for item in case.items] == [f"{name}[{i}]" for i in range(len(case.items))]
+        for item in case.items:
+            b, t, h, w = item.shape
+            assert b == 1 and not PACKED.item_violations(t, h, w), item.key
+            assert item.patch_positions.shape == (1, t * (h // 14) * (w // 14), 3)
+            assert item.patch_positions.dtype == torch.int64 and torch.isfinite(item.pixel_values).all()
+        assert len({item.key for item in case.items}) == len(case.items)  # own seeds: own references
+        shapes[name] = [item.shape for item in case.items]
+    assert shapes["packed-mix"] == [(1, 1, 112, 112), (1, 1, 56, 112), (1, 1, 112, 56), (1, 2, 112, 112),
+                                    (1, 2, 112, 112), (1, 1, 14, 14)]  # fmt: skip
+    assert shapes["packed-videos"] == [(1, 1, 112, 112), (1, 2, 112, 112), (1, 4, 112, 112)]
+    assert shapes["packed-extremes"] == [(1, 1, 14, 14), (1, 4, 112, 112)]
+    mix = built["packed-mix"]
+    assert isinstance(mix, PackedCase) and int(mix.items[4].patch_positions[..., 0].max()) == 63  # the codec item
+    assert "adapted to the profile" in mix.note and "instead of 1x224x448" in mix.items[1].note
+    assert "frames 1, 2, 4" in built["packed-videos"].note  # type: ignore[union-attr]
+    again, videos = build_packed_case("packed-videos", CaseContext(PACKED, min_tokens=1)), built["packed-videos"]
+    assert isinstance(again, PackedCase) and isinstance(videos, PackedCase) and again.key == videos.key  # seeded
+    assert all(torch.equal(a.pixel_values, b.pixel_values) for a, b in zip(again.items, videos.items, strict=True))
+    # Each kind of artifact runs its own cases.
+    assert "packed artifacts (profile packed-test-small) run the packed cases" in build_case("image-448", ctx).reason  # type: ignore[union-attr]
+    assert "runs on packed artifacts only" in build_packed_case("packed-mix", CaseContext(PROFILE)).reason  # type: ignore[union-attr]
+
+
+def test_packed_cases_on_the_full_size_profile_and_a_tight_budget() -> None:
+    full = PACKED_PROFILES["packed-any"]
+    mix = build_packed_case("packed-mix", CaseContext(full, min_tokens=1))
+    assert isinstance(mix, PackedCase) and mix.note == ""  # canonical shapes: nothing adapted
+    assert mix.tokens == 2560  # the CPU full-size default stays near three 448² images
+    assert largest_item(full) == (16, 448, 448) and full.item_tokens(16, 448, 448) == full.call_tokens.max
+    assert largest_item(PACKED) == (4, 112, 112)
+    # A budget of 64 tokens a call: the items over it are dropped, saying so; one item left is no packed case.
+    tight = PackedProfile("tight", Range(2, 32, 64), Range(1, 2, 8), PACKED.frames, PACKED.height, PACKED.width)
+    small = build_packed_case("packed-mix", CaseContext(tight, min_tokens=1))
+    assert isinstance(small, PackedCase) and len(small.items) == 4
+    assert "2-frame video dropped (outside profile tight (128 tokens over profile 'tight''s budget" in small.note
+    videos = build_packed_case("packed-videos", CaseContext(tight, min_tokens=1))
+    assert isinstance(videos, Skip) and "one item fits, a packed case needs two" in videos.reason
+
+
+def test_case_names_cover_batched_and_packed() -> None:
+    assert parse_cases(None) == [*CASES, *PACKED_CASES] == parse_cases("all")
+    assert parse_cases("cpu-quick") == [*CPU_FULL_SIZE_CASES, "packed-mix"]
+    assert parse_cases("image-448,packed-extremes") == ["image-448", "packed-extremes"]
+    with pytest.raises(ValueError, match="packed-videos"):
+        parse_cases("packed-nope")
+
+
+def test_packed_items_are_saved_and_regrouped_for_replay(tmp_path: Path) -> None:
+    case = build_packed_case("packed-videos", CaseContext(PACKED, min_tokens=1))
+    assert isinstance(case, PackedCase)
+    single = build_case("profile-min", CaseContext(PROFILE))
+    assert isinstance(single, CaseInput)
+    paths = [save_input(item, tmp_path) for item in [*case.items, single]]
+    loaded = [load_input(p) for p in reversed(paths)]
+    regrouped = regroup(loaded)
+    (again,) = [c for c in regrouped if isinstance(c, PackedCase)]
+    assert again.name == "packed-videos" and again.key == case.key
+    assert all(torch.equal(a.pixel_values, b.pixel_values) for a, b in zip(again.items, case.items, strict=True))
+    assert [c.key for c in regrouped if isinstance(c, CaseInput)] == [single.key]
