@@ -62,6 +62,16 @@ def parser() -> argparse.ArgumentParser:
         "make parity [MODEL=dir] [OUT=artifacts-dir] [ARTIFACTS=list] [CASES=list] [DEVICE=cpu|cuda] runs the same.\n"
         "Exit status: 0 all passed, 1 a row failed or an artifact is broken, 2 usage error.",
     )
+    _what_args(p)
+    _export_args(p)
+    _output_args(p)
+    _reference_args(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _what_args(p: argparse.ArgumentParser) -> None:
+    """What is compared: the model, the artifacts, the cases, the devices and references."""
     p.add_argument("--model", type=Path, help="checkpoint directory (default: the synthetic full-size checkpoint)")
     p.add_argument(
         "--artifacts-dir", type=Path, default=Path("artifacts"), help="artifact folder (default %(default)s)"
@@ -92,6 +102,10 @@ def parser() -> argparse.ArgumentParser:
         "config.json, loaded as AutoModel with trust_remote_code=True would): runs code shipped with the checkpoint, "
         "off by default",
     )
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    """What to export first."""
     p.add_argument(
         "--export",
         metavar="KINDS",
@@ -100,6 +114,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--precision", default="fp32", metavar="LIST", help="precisions to --export (default fp32)")
     p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile to --export (default {DEFAULT_PROFILE})")
+
+
+def _output_args(p: argparse.ArgumentParser) -> None:
+    """Where results go, replays, localisation, tolerances and inputs."""
     p.add_argument("--results-dir", type=Path, default=Path("results/parity"), help="default %(default)s")
     p.add_argument("--name", help="results subfolder (default: a UTC timestamp)")
     p.add_argument("--replay", type=Path, metavar="DIR", help="re-run the saved inputs of an earlier results folder")
@@ -112,6 +130,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tolerances", type=Path, help="tolerance file (default parity/tolerances.json)")
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
+
+
+def _reference_args(p: argparse.ArgumentParser) -> None:
+    """Where artifacts run and how references are computed and kept."""
     p.add_argument("--max-tokens", type=int, default=0, help="skip cases with more than this many B*L tokens (0: none)")
     p.add_argument(
         "--run-on",
@@ -140,8 +162,6 @@ def parser() -> argparse.ArgumentParser:
         help="on a CPU without native bf16 (no AVX-512 BF16/AMX), run the bf16 references' GEMMs with ATen's own "
         "bf16 kernel (~25x slower there) instead of fp32 GEMMs on the same values (the report says which)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p
 
 
 def _device(arg: str | None) -> torch.device:

@@ -107,12 +107,30 @@ def to_json(res: SuiteResult, cfg: SuiteConfig) -> dict[str, Any]:
 
 
 def to_markdown(res: SuiteResult, cfg: SuiteConfig) -> str:
+    """report.md: the run, the pass rule, then one section a table (empty sections left out)."""
+    sections = (
+        _header(res, cfg),
+        _pass_rule(),
+        _summary(res),
+        _calibration(res),
+        _results(res),
+        _failures(res),
+        _skipped(res),
+        _localisation(res),
+        _packed(res),
+        _inputs(res),
+    )
+    return "\n".join(line for section in sections for line in section) + "\n"
+
+
+def _header(res: SuiteResult, cfg: SuiteConfig) -> list[str]:
     info = res.info
     tol = cfg.tolerances
-    out: list[str] = ["# Parity report", ""]
     model = info.get("model", {})
     synthetic = info.get("synthetic")
-    out += [
+    out = [
+        "# Parity report",
+        "",
         f"- **status: {'FAIL' if res.failed else 'PASS'}**, {info.get('seconds', '?')} s",
         f"- device: {info['device']}; torch {info['torch']}"
         + (f"; float32 {info['float32']}" if info.get("float32") else ""),
@@ -128,8 +146,11 @@ def to_markdown(res: SuiteResult, cfg: SuiteConfig) -> str:
             f"- remote-code reference (trust_remote_code): `{info['remote_class']}` from the checkpoint folder, "
             f"attention implementation {info.get('remote_attention')}"
         )
-    out += [f"- note: {n}" for n in res.notes]
-    out += [
+    return out + [f"- note: {n}" for n in res.notes]
+
+
+def _pass_rule() -> list[str]:
+    return [
         "",
         "Pass rule (per row; A = artifact at precision pa, R = reference at precision pr, G = float64 golden):",
         "`rel_l2(A,R) <= k_rel·max(e_A, e_R) + floor_rel` and `angle(A,R) <= k_ang·max(θ_A, θ_R) + floor_ang` and no "
@@ -139,206 +160,132 @@ def to_markdown(res: SuiteResult, cfg: SuiteConfig) -> str:
         "precision the artifact is from exact arithmetic (tolerances.json allows e.g. 4 for fp32, 2 for bf16).",
         "",
     ]
-    # Summary.
-    summary = []
+
+
+SUMMARY_COLUMNS = ["artifact", "kind", "precision", "profile", "device", "pass", "fail", "skipped"]
+SUMMARY_COLUMNS += ["k vs golden (rel / angle)", "worst ratio", "result", "note"]
+
+
+def _summary(res: SuiteResult) -> list[str]:
+    rows = []
     for a in res.artifacts:
         c = res.counts(a.name)
         note = a.error or a.skip_reason or "; ".join(a.warnings)
-        summary.append(
-            [
-                f"`{a.name}`",
-                a.kind,
-                a.precision,
-                a.profile.name if a.profile else "—",
-                a.device,
-                str(c["pass"]),
-                str(c["fail"] + c["error"]),
-                str(c["skipped"]),
-                _k_text(k_golden(res, a.name)),
-                _g(worst_ratio(res, a.name)),
-                f"**{artifact_status(res, a.name)}**",
-                note,
-            ]
-        )
-    out += ["## Summary", ""]
-    out.append(
-        _table(
-            [
-                "artifact",
-                "kind",
-                "precision",
-                "profile",
-                "device",
-                "pass",
-                "fail",
-                "skipped",
-                "k vs golden (rel / angle)",
-                "worst ratio",
-                "result",
-                "note",
-            ],
-            summary,
-        )
-    )
-    # Calibration.
-    cal_rows = []
+        profile = a.profile.name if a.profile else "—"
+        counts = [str(c["pass"]), str(c["fail"] + c["error"]), str(c["skipped"])]
+        quality = [_k_text(k_golden(res, a.name)), _g(worst_ratio(res, a.name))]
+        rows.append([f"`{a.name}`", a.kind, a.precision, profile, a.device, *counts, *quality])
+        rows[-1] += [f"**{artifact_status(res, a.name)}**", note]
+    return ["## Summary", "", _table(SUMMARY_COLUMNS, rows)]
+
+
+def _calibration(res: SuiteResult) -> list[str]:
+    rows = []
     for key, refs in res.calibration.items():
         case_key, layers = key.rsplit("|", 1)
         case = res.cases.get(case_key)
+        name, shape = (case.name, case.shape_text) if case else (case_key, "")
         for ref, m in refs.items():
-            if ref == GOLDEN:
-                continue
-            cal_rows.append(
-                [
-                    case.name if case else case_key,
-                    case.shape_text if case else "",
-                    layers,
-                    f"`{ref}`",
-                    _g(m.rel_l2),
-                    _g(m.max_angle),
-                    _cos(m.min_cos),
-                    _g(m.max_abs),
-                    _g(m.mean_abs),
-                ]
-            )
-    out += ["", "## Calibration: each reference's own distance to the float64 golden", ""]
-    out.append(
-        _table(
-            ["case", "B×T×H×W", "layers", "reference", "rel L2", "max angle", "min cos", "max abs", "mean abs"],
-            cal_rows,
-        )
-    )
-    # Results.
-    res_rows = []
+            if ref != GOLDEN:
+                errors = [_g(m.rel_l2), _g(m.max_angle), _cos(m.min_cos), _g(m.max_abs), _g(m.mean_abs)]
+                rows.append([name, shape, layers, f"`{ref}`", *errors])
+    header = ["case", "B×T×H×W", "layers", "reference", "rel L2", "max angle", "min cos", "max abs", "mean abs"]
+    return ["", "## Calibration: each reference's own distance to the float64 golden", "", _table(header, rows)]
+
+
+RESULT_COLUMNS = ["artifact", "case", "B×T×H×W", "reference", "max abs", "mean abs", "p99.9 abs", "rel L2", "bound"]
+RESULT_COLUMNS += ["min cos", "NaN/Inf", "ratio", "result"]
+
+
+def _results(res: SuiteResult) -> list[str]:
+    rows = []
     for r in res.rows:
         if r.status == "skipped" and r.reference == "*":
             continue
         shown = res.cases.get(r.case_key) or res.packed.get(r.case_key)
         rm, v = r.metrics, r.verdict
-        res_rows.append(
-            [
-                f"`{r.artifact}`",
-                r.case,
-                shown.shape_text if shown else "",
-                f"`{r.reference}`",
-                _g(rm.max_abs) if rm else "—",
-                _g(rm.mean_abs) if rm else "—",
-                _g(rm.p999_abs) if rm else "—",
-                _g(rm.rel_l2) if rm else "—",
-                _g(v.bound_rel_l2) if v else "—",
-                _cos(rm.min_cos) if rm else "—",
-                str(rm.nonfinite) if rm else "—",
-                _g(v.ratio) if v else "—",
-                f"**{r.status.upper()}**" if r.status in ("fail", "error") else r.status,
-            ]
-        )
-    out += ["", "## Results (artifact × case × reference)", ""]
-    out.append(
-        _table(
-            [
-                "artifact",
-                "case",
-                "B×T×H×W",
-                "reference",
-                "max abs",
-                "mean abs",
-                "p99.9 abs",
-                "rel L2",
-                "bound",
-                "min cos",
-                "NaN/Inf",
-                "ratio",
-                "result",
-            ],
-            res_rows,
-        )
-    )
+        measured = [_g(rm.max_abs), _g(rm.mean_abs), _g(rm.p999_abs), _g(rm.rel_l2)] if rm else ["—"] * 4
+        bound = _g(v.bound_rel_l2) if v else "—"
+        after = [_cos(rm.min_cos), str(rm.nonfinite)] if rm else ["—", "—"]
+        result = f"**{r.status.upper()}**" if r.status in ("fail", "error") else r.status
+        row = [f"`{r.artifact}`", r.case, shown.shape_text if shown else "", f"`{r.reference}`", *measured, bound]
+        rows.append([*row, *after, _g(v.ratio) if v else "—", result])
+    return ["", "## Results (artifact × case × reference)", "", _table(RESULT_COLUMNS, rows)]
+
+
+def _failures(res: SuiteResult) -> list[str]:
     failing = [r for r in res.rows if r.status in ("fail", "error")]
-    if failing:
-        out += ["", "### Failures", ""]
-        out += [f"- `{r.artifact}` {r.case} vs `{r.reference}`: {r.reason}" for r in failing]
+    if not failing:
+        return []
+    return ["", "### Failures", "", *(f"- `{r.artifact}` {r.case} vs `{r.reference}`: {r.reason}" for r in failing)]
+
+
+def _skipped(res: SuiteResult) -> list[str]:
     skipped = [r for r in res.rows if r.status == "skipped"]
-    if skipped:
-        out += ["", "## Skipped", ""]
-        out.append(
-            _table(
-                ["artifact", "case", "reference", "reason"],
-                [
-                    [f"`{r.artifact}`", r.case, "—" if r.reference == "*" else r.reference, f"skipped: {r.reason}"]
-                    for r in skipped
-                ],
-            )
-        )
-    if res.localisations:
-        out += ["", "## Localisation", ""]
-        for loc in res.localisations:
-            out += [
-                f"### `{loc.artifact}` — {loc.case} vs `{loc.reference}`",
-                "",
-                f"**{loc.message}**",
-                "",
-                f"method: {loc.method}",
-            ]
-            if loc.probe_consistency is not None:
-                out.append(f"(probe reproduces the artifact's output to rel L2 {_g(loc.probe_consistency)})")
-            if loc.layers:
-                out += [""]
-                out.append(
-                    _table(
-                        ["hidden state", "after", "rel L2", "bound", "max angle", "bound", "ratio", "result"],
-                        [
-                            [
-                                str(row.index),
-                                row.name,
-                                _g(row.rel_l2),
-                                _g(row.bound_rel_l2),
-                                _g(row.max_angle),
-                                _g(row.bound_angle),
-                                _g(row.ratio),
-                                "pass" if row.passed else "**FAIL**",
-                            ]
-                            for row in loc.layers
-                        ],
-                    )
-                )
-            out.append("")
-    if res.packed:
-        out += ["", "## Packed cases", ""]
-        out.append(
-            "Each packed case is one list of items run by a packed artifact (`runner.run_packed`); item i's rows are "
-            "the case `<case>[i]` above, judged against that item's own eager references (computed for it alone). "
-            "`calls`: the item indices of each call the runtime made (its plan within the profile's budget)."
-        )
-        out += [""]
-        packed_rows = []
-        for pc in res.packed.values():
-            items = ", ".join(f"[{i}] {item.shape_text}" for i, item in enumerate(pc.items))
-            calls = [
-                f"`{art}`: " + " ".join("(" + ",".join(map(str, call)) + ")" for call in plan)
-                for (art, key), plan in res.packed_calls.items()
-                if key == pc.key
-            ]
-            what = pc.title + (f" ({pc.note})" if pc.note else "")
-            packed_rows.append([pc.name, what, str(pc.tokens), items, "<br>".join(calls) or "—"])
-        out.append(_table(["case", "what", "tokens", "items (B×T×H×W)", "calls"], packed_rows))
-    out += ["", "## Inputs", ""]
-    out.append(
-        _table(
-            ["case", "B×T×H×W", "tokens", "seed", "what", "file"],
-            [
-                [
-                    c.name,
-                    c.shape_text,
-                    str(c.tokens),
-                    str(c.seed),
-                    c.title + (f" ({c.note})" if c.note else ""),
-                    f"`inputs/{c.file_stem}.safetensors`",
-                ]
-                for c in res.cases.values()
-            ],
-        )
-    )
-    return "\n".join(out) + "\n"
+    if not skipped:
+        return []
+    rows = [
+        [f"`{r.artifact}`", r.case, "—" if r.reference == "*" else r.reference, f"skipped: {r.reason}"] for r in skipped
+    ]
+    return ["", "## Skipped", "", _table(["artifact", "case", "reference", "reason"], rows)]
+
+
+LAYER_COLUMNS = ["hidden state", "after", "rel L2", "bound", "max angle", "bound", "ratio", "result"]
+
+
+def _localisation(res: SuiteResult) -> list[str]:
+    if not res.localisations:
+        return []
+    out = ["", "## Localisation", ""]
+    for loc in res.localisations:
+        out += [f"### `{loc.artifact}` — {loc.case} vs `{loc.reference}`", "", f"**{loc.message}**", ""]
+        out.append(f"method: {loc.method}")
+        if loc.probe_consistency is not None:
+            out.append(f"(probe reproduces the artifact's output to rel L2 {_g(loc.probe_consistency)})")
+        if loc.layers:
+            rows = [_layer_row(row) for row in loc.layers]
+            out += ["", _table(LAYER_COLUMNS, rows)]
+        out.append("")
+    return out
+
+
+def _layer_row(row: Any) -> list[str]:
+    errors = [_g(row.rel_l2), _g(row.bound_rel_l2), _g(row.max_angle), _g(row.bound_angle), _g(row.ratio)]
+    return [str(row.index), row.name, *errors, "pass" if row.passed else "**FAIL**"]
+
+
+def _packed(res: SuiteResult) -> list[str]:
+    if not res.packed:
+        return []
+    rows = []
+    for pc in res.packed.values():
+        items = ", ".join(f"[{i}] {item.shape_text}" for i, item in enumerate(pc.items))
+        calls = [
+            f"`{art}`: " + " ".join("(" + ",".join(map(str, call)) + ")" for call in plan)
+            for (art, key), plan in res.packed_calls.items()
+            if key == pc.key
+        ]
+        what = pc.title + (f" ({pc.note})" if pc.note else "")
+        rows.append([pc.name, what, str(pc.tokens), items, "<br>".join(calls) or "—"])
+    return [
+        "",
+        "## Packed cases",
+        "",
+        "Each packed case is one list of items run by a packed artifact (`runner.run_packed`); item i's rows are "
+        "the case `<case>[i]` above, judged against that item's own eager references (computed for it alone). "
+        "`calls`: the item indices of each call the runtime made (its plan within the profile's budget).",
+        "",
+        _table(["case", "what", "tokens", "items (B×T×H×W)", "calls"], rows),
+    ]
+
+
+def _inputs(res: SuiteResult) -> list[str]:
+    rows = [
+        [c.name, c.shape_text, str(c.tokens), str(c.seed), c.title + (f" ({c.note})" if c.note else ""), c.file_stem]
+        for c in res.cases.values()
+    ]
+    rows = [[*row[:-1], f"`inputs/{row[-1]}.safetensors`"] for row in rows]
+    return ["", "## Inputs", "", _table(["case", "B×T×H×W", "tokens", "seed", "what", "file"], rows)]
 
 
 def summary_table(res: SuiteResult) -> str:
