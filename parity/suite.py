@@ -207,11 +207,15 @@ def _plan_inputs(
 ) -> dict[str, list[Planned]]:
     """Inputs per artifact (its skipped cases recorded as rows now; write_reports saves the inputs for --replay)."""
     plan: dict[str, list[Planned]] = {}
+    fitted: dict[tuple[Any, ...], list[Planned | tuple[str, Skip]]] = {}  # artifacts of one profile: cases built once
     for art in artifacts:
         plan[art.name] = []
         if art.error or art.skip_reason:
             continue
-        for item in _inputs_for(art, cfg, config):
+        key = (art.profile, art.min_tokens, art.packed)
+        if key not in fitted:
+            fitted[key] = _inputs_for(art, cfg, config)
+        for item in fitted[key]:
             if isinstance(item, tuple):
                 name, skip = item
                 res.rows.append(Row(art.name, name, "", "*", "skipped", skip.reason))

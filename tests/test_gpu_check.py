@@ -230,9 +230,10 @@ def _rehearse(copy: Path, steps: str) -> tuple[int, dict[str, object]]:
 @rehearsal
 def test_rehearsal_fails_on_a_planted_missing_package_import(tmp_path: Path) -> None:
     """A module the GPU steps import needs a package the GPU machine does not have (PyAV here, present in this
-    venv): the rehearsal's export step fails and its log names the missing module."""
+    venv): the rehearsal's export step fails and its log names the missing module. (Planted in the module every
+    builder imports, so every kind fails at once instead of compiling the others first.)"""
     copy = _checkout_copy(tmp_path)
-    target = copy / "export" / "torch_export.py"
+    target = copy / "export" / "pipeline.py"
     text = target.read_text()
     future = "from __future__ import annotations\n"
     assert future in text
