@@ -138,11 +138,16 @@ Planned = CaseInput | PackedCase
 
 
 def _inputs_for(
-    art: ArtifactUnderTest, cfg: SuiteConfig, config: OneVisionEncoderConfig
+    art: ArtifactUnderTest,
+    cfg: SuiteConfig,
+    config: OneVisionEncoderConfig,
+    built_before: dict[tuple[Any, ...], Planned | Skip] | None = None,
 ) -> list[Planned | tuple[str, Skip]]:
     """Every case of the artifact's kind (batched or packed) fitted to it and the checkpoint (or the replayed inputs
-    that fit it)."""
+    that fit it). `built_before`: cases already built for another artifact of the same profile (rendering a case's
+    pixels takes a moment: a codec selection renders a whole clip), reused."""
     ctx = CaseContext.for_config(config, art.profile, art.min_tokens, cfg.seed)
+    built_before = {} if built_before is None else built_before
     out: list[Planned | tuple[str, Skip]] = []
     if cfg.replay is not None:
         for case in regroup(cfg.replay):
@@ -162,7 +167,10 @@ def _inputs_for(
         return [(f"({kind} cases)", Skip(f"no {kind} case among the cases asked for ({asked}): a {kind} artifact "
                                          f"runs the {kind} cases"))]  # fmt: skip
     for name in names:
-        built: Planned | Skip = build_packed_case(name, ctx) if art.packed else build_case(name, ctx)
+        key = (name, ctx.profile, ctx.min_tokens, ctx.base_seed, ctx.patch, ctx.timeline)
+        if key not in built_before:
+            built_before[key] = build_packed_case(name, ctx) if art.packed else build_case(name, ctx)
+        built = built_before[key]
         if isinstance(built, Skip):
             out.append((name, built))
         elif cfg.max_tokens and built.tokens > cfg.max_tokens:
@@ -207,15 +215,12 @@ def _plan_inputs(
 ) -> dict[str, list[Planned]]:
     """Inputs per artifact (its skipped cases recorded as rows now; write_reports saves the inputs for --replay)."""
     plan: dict[str, list[Planned]] = {}
-    fitted: dict[tuple[Any, ...], list[Planned | tuple[str, Skip]]] = {}  # artifacts of one profile: cases built once
+    built: dict[tuple[Any, ...], Planned | Skip] = {}
     for art in artifacts:
         plan[art.name] = []
         if art.error or art.skip_reason:
             continue
-        key = (art.profile, art.min_tokens, art.packed)
-        if key not in fitted:
-            fitted[key] = _inputs_for(art, cfg, config)
-        for item in fitted[key]:
+        for item in _inputs_for(art, cfg, config, built):
             if isinstance(item, tuple):
                 name, skip = item
                 res.rows.append(Row(art.name, name, "", "*", "skipped", skip.reason))
