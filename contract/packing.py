@@ -49,7 +49,8 @@ def pack(
     return patches, positions, cu
 
 
-def unpack(output: torch.Tensor, cu_seqlens: torch.Tensor) -> list[torch.Tensor]:
-    """(N, hidden) -> one (1, L_i, hidden) tensor per item, in order."""
+def unpack(output: torch.Tensor, cu_seqlens: torch.Tensor, items: int | None = None) -> list[torch.Tensor]:
+    """(N, hidden) -> one (1, L_i, hidden) tensor per item, in order; the first `items` only if given (a runtime
+    plan's filler item comes last: runtime/packed.py)."""
     bounds = [int(v) for v in cu_seqlens.tolist()]
-    return [output[a:b][None] for a, b in itertools.pairwise(bounds)]
+    return [output[a:b][None] for a, b in itertools.pairwise(bounds)][:items]

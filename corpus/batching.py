@@ -97,7 +97,7 @@ def _embed_packed(runner: Runner, items: Sequence[Decoded], ok: list[int], resul
         plans = runner.plan_packed([_pair(runner, items[i]) for i in valid])
         for call, (members, inputs) in enumerate(plans):
             out = runner.run_prepared(*inputs)
-            for member, features in zip(members, unpack(out, inputs[2]), strict=True):
+            for member, features in zip(members, unpack(out, inputs[2], len(members)), strict=True):
                 results[valid[member]] = Embedded(features[0].detach().to("cpu"), call, len(members))
     except Exception as exc:  # a backend failure: an error row for each item, the run goes on
         for i in valid:

@@ -51,7 +51,7 @@ from contract.manifest import Manifest
 from contract.packing import pack, unpack
 from contract.profiles import PackedProfile, Profile, profile_from_dict
 
-from .packed import Widths, check_call, check_items, plan_calls
+from .packed import Widths, check_call, check_items, filler, plan_calls
 from .validation import check_inputs
 
 
@@ -198,7 +198,8 @@ class Runner(abc.ABC):
 
     def plan_packed(self, items: Sequence[tuple[Any, Any]]) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
         """Every item checked (refused by its index, before anything runs), then the calls to make: (item indices,
-        the call's inputs on this device), within the profile's budget (runtime/packed.py)."""
+        the call's inputs on this device), within the profile's budget (runtime/packed.py). A call below the
+        profile's minimum tokens carries a filler item after the call's items: unpack with `items=len(indices)`."""
         profile = self._packed_profile()
         checked = check_items(items, profile, self.dtype)
         widths = Widths.of(self.manifest.source.get("config") or {}, self.manifest.extra.get("layers_run"))
@@ -206,7 +207,11 @@ class Runner(abc.ABC):
         calls = plan_calls([int(pos.shape[1]) for _, pos in checked], profile, attention, widths)
         plans = []
         for call in calls:
-            inputs = pack([checked[i] for i in call], profile.patch, flat=self.packed_flat)
+            members = [checked[i] for i in call]
+            short = profile.call_tokens.min - sum(int(pos.shape[1]) for _, pos in members)
+            if short > 0:  # topped up to the profile's minimum a call by a filler item, whose output is dropped
+                members.append(filler(short, profile.patch, self.dtype))
+            inputs = pack(members, profile.patch, flat=self.packed_flat)
             plans.append((call, tuple(t.to(self.device).contiguous() for t in inputs)))
         return plans
 
@@ -216,7 +221,7 @@ class Runner(abc.ABC):
         order."""
         outputs: list[torch.Tensor | None] = [None] * len(items)
         for call, inputs in self.plan_packed(items):
-            for index, out in zip(call, unpack(self.run_prepared(*inputs), inputs[2]), strict=True):
+            for index, out in zip(call, unpack(self.run_prepared(*inputs), inputs[2], len(call)), strict=True):
                 outputs[index] = out
         return [o for o in outputs if o is not None]
 

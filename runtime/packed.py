@@ -108,6 +108,14 @@ def plan_calls(lengths: Sequence[int], profile: PackedProfile, attention: str, w
     return calls
 
 
+def filler(tokens: int, patch: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """An item of `tokens` zero patches at [0, 0, 0], appended to a call whose items hold fewer tokens than the
+    profile's minimum a call (a lone 1-token item: a TensorRT engine's profile refuses the shorter call). Attention
+    keeps items apart, so it changes no other item's output; its own output is left out (`unpack(..., items=)`)."""
+    pixels = torch.zeros(1, 3, 1, patch, tokens * patch, dtype=dtype)
+    return pixels, torch.zeros(1, tokens, 3, dtype=torch.int64)
+
+
 def check_call(
     pixel_patches: Any, patch_positions: Any, cu_seqlens: Any, profile: PackedProfile, dtype: torch.dtype, flat: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -143,7 +151,10 @@ def _check_offsets(cu: torch.Tensor, tokens: int, profile: PackedProfile) -> Non
     if any(b <= a for a, b in itertools.pairwise(values)):
         raise InputError(f"cu_seqlens: expected strictly increasing offsets (every item >= 1 token), got {values[:8]}")
     if values[-1] not in (tokens, 3 * tokens):
-        raise InputError(f"cu_seqlens: expected the last offset to be N = {tokens} got {values[-1]}")
+        raise InputError(
+            f"cu_seqlens: expected the last offset to be N = {tokens} (or 3N = {3 * tokens}, counted in position "
+            f"elements), got {values[-1]}"
+        )
     if not profile.call_tokens.contains(tokens):
         r = profile.call_tokens
         raise InputError(f"{tokens} tokens in one call, outside profile {profile.name!r}'s range [{r.min}, {r.max}]")

@@ -124,6 +124,26 @@ def test_a_call_over_the_budget_is_refused_and_run_packed_splits_it(
             assert compare(out, model(pv, patch_positions=pos).last_hidden_state).rel_l2 < FP32_ROUNDING
 
 
+@pytest.mark.parametrize("kind", ["pt2", "onnx"])
+def test_a_call_below_the_minimum_is_topped_up_and_the_item_unchanged(
+    tiny_dir: Path, runners: Callable[[str], Runner], kind: str
+) -> None:
+    """A lone 1-token item (14x14) is a call of N = 1, below the profile's minimum of 2 a call (what a TensorRT
+    engine's profile refuses): the plan tops the call up with a filler item after it, and the item's output is what
+    it gets alone. (Before, the call went to the backend at N = 1.)"""
+    runner = runners(kind)
+    item = packed_items([(1, PATCH, PATCH)], torch.float32, PATCH, seed=5)
+    ((call, inputs),) = runner.plan_packed(item)
+    assert call == [0] and [int(v) for v in inputs[2]] == [0, 1, PROFILE.call_tokens.min]
+    runner.run_packed_call(*inputs)  # the call as planned is one the profile accepts
+    (out,) = runner.run_packed(item)
+    model = load_model(tiny_dir, torch.float32, "sdpa")
+    with torch.no_grad(), exact_float32():
+        alone = model(item[0][0], patch_positions=item[0][1]).last_hidden_state
+    assert out.shape == (1, 1, model.config.hidden_size)
+    assert compare(out, alone).rel_l2 < FP32_ROUNDING
+
+
 @pytest.mark.parametrize(
     ("damage", "says"),
     [
