@@ -256,7 +256,7 @@ def reference_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def packed_bf16(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """bf16 packed artifacts of the cheap kinds: pt2 (~7 s) and TorchScript (~2 s). AOTInductor and OpenVINO bf16
-    were run by hand (parity/PACKED.md)."""
+    were run by hand (README "Packed parity")."""
     out = tmp_path_factory.mktemp("tiny-packed-bf16")
     request = BuildRequest(tiny_dir, "bf16", [PROFILE], out, options={"quiet": True})
     return [build(kind, request).path for kind in ("pt2", "torchscript")]
