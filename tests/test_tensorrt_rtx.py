@@ -139,7 +139,7 @@ def test_cli_builds_two_profiles_and_targets(tiny_dir: Path, tmp_path: Path) -> 
     cmd += ["--option", "targets=8.9,12.0", "--option", f"timing_cache={cache}"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    engine = tmp_path / "trt-rtx-fp16-test-small.engine"
+    engine = tmp_path / "trt-rtx-fp16-test-small+image-any.engine"  # named after every profile it holds, as trt's
     manifest = json.loads((tmp_path / (engine.name + ".json")).read_text())
     assert manifest["extra"]["tensorrt"]["targets"] == ["8.9", "12.0"] and cache.is_file()
     assert [p["name"] for p in manifest["extra"]["tensorrt"]["profiles"]] == ["test-small", "image-any"]
