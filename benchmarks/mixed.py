@@ -35,8 +35,8 @@ from contract.profiles import PackedProfile, ShapeProfile, profile_from_dict
 from models import load_config, weights_sha256
 from models.synthetic import ensure_default
 
-from .mixes import CPU_MIXES, GPU_MIXES, MIXES, Item
 from .mixed_worker import ONE, PADDED, loadavg
+from .mixes import CPU_MIXES, GPU_MIXES, MIXES, Item
 
 QUICK_MIXES = ["tiny"]
 AIM_MIX, AIM_SMALL = 0.95, 1.15  # the CPU aims: no kind below 0.95x on the mix, the best >= 1.15x on small
@@ -121,9 +121,12 @@ def choose(found: list[Found], kind: str, shapes: list[Item], patch: int) -> tup
     return batched, [packed[a] for a in sorted(packed)]
 
 
-def run_worker(kind: str, mix: str, batched: Found | None, packed: list[Found], args: argparse.Namespace) -> dict[str, Any]:
+def run_worker(
+    kind: str, mix: str, batched: Found | None, packed: list[Found], args: argparse.Namespace
+) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.mixed_worker", "--kind", kind, "--model", str(args.model), "--mix", mix,
-           "--device", args.device, "--rounds", str(args.rounds), "--warmup", str(args.warmup), "--seed", str(args.seed)]  # fmt: skip
+           "--device", args.device, "--rounds", str(args.rounds), "--warmup", str(args.warmup),
+           "--seed", str(args.seed)]  # fmt: skip
     if batched is not None:
         cmd += ["--batched", str(batched.path)]
     for f in packed:
@@ -193,13 +196,17 @@ def aims(results: list[dict[str, Any]]) -> list[str]:
         row = next((x for x in r["rows"] if x["strategy"] == default), None)
         if r["mix"] == "mix-cpu" and row:
             ok = "met" if row["x_one"] >= AIM_MIX else "MISSED"
-            lines.append(f"- mix-cpu, {r['kind']} ({default}): {row['x_one']:.2f}x one at a time (aim >= {AIM_MIX}): {ok}")
+            lines.append(
+                f"- mix-cpu, {r['kind']} ({default}): {row['x_one']:.2f}x one at a time (aim >= {AIM_MIX}): {ok}"
+            )
     small = [(x["x_one"], r["kind"], x["strategy"]) for r in results if r.get("mix") == "small" and "rows" in r
              for x in r["rows"] if x["strategy"].startswith("packed")]  # fmt: skip
     if small:
         best = max(small)
         ok = "met" if best[0] >= AIM_SMALL else "MISSED"
-        lines.append(f"- small, best packed: {best[1]} {best[2]} at {best[0]:.2f}x one at a time (aim >= {AIM_SMALL}): {ok}")
+        lines.append(
+            f"- small, best packed: {best[1]} {best[2]} at {best[0]:.2f}x one at a time (aim >= {AIM_SMALL}): {ok}"
+        )
     return lines
 
 
@@ -295,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             if not packed:
                 results.append({"kind": kind, "mix": mix, "error": "no packed artifact of this kind takes every item"})
             else:
-                print(f"mixed: {mix} {kind}: " + ", ".join(f.path.name for f in [*([batched] if batched else []), *packed]),
-                      file=sys.stderr, flush=True)  # fmt: skip
+                names = ", ".join(f.path.name for f in [*([batched] if batched else []), *packed])
+                print(f"mixed: {mix} {kind}: {names}", file=sys.stderr, flush=True)
                 results.append(run_worker(kind, mix, batched, packed, args))
             if "error" in results[-1]:
                 print(f"mixed: {mix} {kind}: failed: {results[-1]['error']}", file=sys.stderr)
@@ -307,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(results: list[dict[str, Any]], args: argparse.Namespace, start: list[float], started: float) -> Path:
-    out = args.out / (args.name or f"{'cuda' if args.device.startswith('cuda') else 'cpu'}{'-quick' if args.quick else ''}")
+    default = ("cuda" if args.device.startswith("cuda") else "cpu") + ("-quick" if args.quick else "")
+    out = args.out / (args.name or default)
     out.mkdir(parents=True, exist_ok=True)
     end = loadavg()
     desc = machine(args.device)

@@ -71,13 +71,15 @@ class Mix:
             _sided(rng, "clip", rng.randint(*self.clip_frames), self.clip_sides, CLIP_RATIOS, patch)
             for _ in range(self.clips)
         ]
-        items += [Item("codec", rng.randint(*self.codec_canvases), self.canvas, self.canvas) for _ in range(self.codecs)]
+        canvases = [rng.randint(*self.codec_canvases) for _ in range(self.codecs)]
+        items += [Item("codec", k, self.canvas, self.canvas) for k in canvases]
         rng.shuffle(items)
         return items
 
     def items(self, seed: int, dtype: torch.dtype, patch: int = 14, device: str = "cpu") -> list[Inputs]:
         """Seeded (pixel_values (1, 3, T, H, W), patch_positions (1, L, 3)) per item, in arrival order."""
-        return [make_inputs(item, seed * 1000 + i, dtype, patch, device) for i, item in enumerate(self.shapes(seed, patch))]
+        shapes = self.shapes(seed, patch)
+        return [make_inputs(item, seed * 1000 + i, dtype, patch, device) for i, item in enumerate(shapes)]
 
 
 def _sided(
