@@ -100,7 +100,8 @@ def padded(runner: Runner, items: list[Inputs], shapes: list[Item], budget: int,
     assert isinstance(profile, ShapeProfile)
     patch = profile.patch
     groups = padded_calls(shapes, patch, budget, profile.batch.max)
-    calls, computed, work = [], 0, 0.0
+    calls: list[tuple[list[int], tuple[torch.Tensor, ...]]] = []
+    computed, work = 0, 0.0
     for group in groups:
         pv, pos = pad_batch([items[i] for i in group], [shapes[i] for i in group], patch)
         calls.append((group, runner.prepare(pv, pos)))

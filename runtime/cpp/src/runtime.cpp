@@ -336,11 +336,12 @@ void check_packed(const at::Tensor& pp, const at::Tensor& pos, at::Tensor& cu, c
   if (values.back() != rows && values.back() != 3 * rows)
     throw InputError("cu_seqlens: expected the last offset to be N = " + std::to_string(rows) + " got " +
                      std::to_string(values.back()));
+  // "'name''s range": the Python runtime's message ({name!r}'s), word for word.
   if (!profile.tokens.contains(rows))
-    throw InputError(std::to_string(rows) + " tokens in one call, outside profile '" + profile.name + "'s range " +
+    throw InputError(std::to_string(rows) + " tokens in one call, outside profile '" + profile.name + "''s range " +
                      range_str(profile.tokens));
   if (!profile.items.contains(items))
-    throw InputError(std::to_string(items) + " items in one call, outside profile '" + profile.name + "'s range " +
+    throw InputError(std::to_string(items) + " items in one call, outside profile '" + profile.name + "''s range " +
                      range_str(profile.items));
   if (!at::isfinite(pp).all().item<bool>()) throw InputError("pixel_patches: expected finite values");
   if (rows) {
