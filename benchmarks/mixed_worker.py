@@ -5,11 +5,12 @@ runs one of these per kind).
         [--device D] [--rounds R] [--warmup W] [--seed S]
 
 prints one JSON object. Every strategy's calls are prepared first (the runtime's checks, padding, packing: outside the
-timed region, as `benchmarks.worker` times every target); a round runs every strategy's whole pass back to back, in an
-order that rotates from round to round, so a burst of load from other jobs hits all alike and the per-round ratios
-hold when the absolute times drift (benchmarks/interleaved.py). The first `--warmup` rounds are not timed; in the
-first one every packed output is compared with the one-at-a-time output of the same item (a packed item's output is
-its own; a padded item's is not, and is not compared).
+timed region, as `benchmarks.worker` times every target); in a round every strategy makes all its calls, the
+strategies' calls interleaved in proportion to their estimated work (`rounds`), so a burst of load from other jobs
+lands on every strategy alike and the per-round ratios hold when the absolute times drift (as benchmarks/interleaved.py
+rotates its targets call by call). A pass's time is the sum of its calls' times. The first `--warmup` rounds are not
+timed; in the first one every packed output is compared with the one-at-a-time output of the same item (a packed
+item's output is its own; a padded item's is not, and is not compared).
 """
 
 from __future__ import annotations
@@ -49,24 +50,27 @@ class Strategy:
     runner: Runner
     calls: list[tuple[list[int], tuple[torch.Tensor, ...]]]
     computed_tokens: int  # tokens the calls run (padded: with the padding)
-    work: float  # the planner's FLOP estimate of the calls (runtime/packed.py Widths.work)
+    call_work: list[float]  # the planner's FLOP estimate of each call (runtime/packed.py Widths.work)
     note: str = ""
     pass_s: list[float] = field(default_factory=list)
     call_s: list[float] = field(default_factory=list)
     outputs: dict[int, torch.Tensor] = field(default_factory=dict)
 
-    def run(self, device: torch.device, keep: bool) -> float:
-        """One pass over every call; seconds from the first call's start to the last one's end."""
+    @property
+    def work(self) -> float:
+        return sum(self.call_work)
+
+    def call(self, index: int, device: torch.device, keep: bool) -> float:
+        """Call `index`, timed (device work included); its outputs kept when `keep`."""
+        items, inputs = self.calls[index]
         synchronize(device)
-        start = time.perf_counter()
-        for items, inputs in self.calls:
-            begin = time.perf_counter()
-            out = self.runner.run_prepared(*inputs)
-            synchronize(device)
-            self.call_s.append(time.perf_counter() - begin)
-            if keep:
-                self._keep(items, inputs, out)
-        return time.perf_counter() - start
+        begin = time.perf_counter()
+        out = self.runner.run_prepared(*inputs)
+        synchronize(device)
+        seconds = time.perf_counter() - begin
+        if keep:
+            self._keep(items, inputs, out)
+        return seconds
 
     def _keep(self, items: list[int], inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         if self.runner.packed:
@@ -86,8 +90,8 @@ def one_at_a_time(runner: Runner, items: list[Inputs], widths: Widths) -> Strate
     else:
         calls = [([i], runner.prepare(*item)) for i, item in enumerate(items)]
         note = "the batched artifact, B = 1"
-    return Strategy(ONE, runner.path.name, runner, calls, sum(lengths), sum(widths.work([n], "mask") for n in lengths),
-                    note)  # fmt: skip
+    work = [widths.work([lengths[i] for i in call], "mask") for call, _ in calls]
+    return Strategy(ONE, runner.path.name, runner, calls, sum(lengths), work, note)
 
 
 def _plan(runner: Runner, items: list[Inputs], indices: list[int]) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
@@ -101,14 +105,14 @@ def padded(runner: Runner, items: list[Inputs], shapes: list[Item], budget: int,
     patch = profile.patch
     groups = padded_calls(shapes, patch, budget, profile.batch.max)
     calls: list[tuple[list[int], tuple[torch.Tensor, ...]]] = []
-    computed, work = 0, 0.0
+    computed, work = 0, []
     for group in groups:
         pv, pos = pad_batch([items[i] for i in group], [shapes[i] for i in group], patch)
         calls.append((group, runner.prepare(pv, pos)))
         t, h, w = padded_shape([shapes[i] for i in group])
         per_item = t * (h // patch) * (w // patch)
         computed += len(group) * per_item
-        work += len(group) * widths.work([per_item], "mask")
+        work.append(len(group) * widths.work([per_item], "mask"))
     note = f"the batched artifact, {len(groups)} batches padded to their largest T/H/W (outputs not the items' own)"
     return Strategy(PADDED, runner.path.name, runner, calls, computed, work, note)
 
@@ -117,7 +121,7 @@ def packed(runner: Runner, items: list[Inputs], widths: Widths) -> Strategy:
     attention = str(runner.manifest.extra.get("packed_attention", "mask"))
     calls = _plan(runner, items, list(range(len(items))))
     lengths = [int(pos.shape[1]) for _, pos in items]
-    work = sum(widths.work([lengths[i] for i in call], attention) for call, _ in calls)
+    work = [widths.work([lengths[i] for i in call], attention) for call, _ in calls]
     sizes = [len(call) for call, _ in calls]
     note = f"{attention} attention, {len(calls)} calls of {min(sizes)}-{max(sizes)} items"
     return Strategy(f"packed-{attention}", runner.path.name, runner, calls, sum(lengths), work, note)
@@ -151,25 +155,40 @@ def strategies(args: argparse.Namespace, items: list[Inputs], shapes: list[Item]
 
 
 def rounds(runs: list[Strategy], device: torch.device, warmup: int, count: int, log: Callable[[str], None]) -> None:
+    """`warmup` + `count` rounds; in each, every strategy makes all its calls, the strategies' calls interleaved in
+    proportion to their estimated work (the strategy least far through its pass makes its next call; ties go round
+    the strategies in an order that rotates each round), so a burst of load from other jobs lands on every strategy
+    alike. A strategy's pass time is the sum of its calls' times."""
     with torch.inference_mode(), exact_float32():
         for r in range(warmup + count):
-            order = runs[r % len(runs) :] + runs[: r % len(runs)]  # rotated: no strategy always runs first
-            for s in order:
-                calls_before = len(s.call_s)
-                seconds = s.run(device, keep=r == 0)
-                if r < warmup:
-                    del s.call_s[calls_before:]
-                else:
-                    s.pass_s.append(seconds)
+            order = runs[r % len(runs) :] + runs[: r % len(runs)]
+            done = {s.name: 0 for s in runs}
+            progress = {s.name: 0.0 for s in runs}
+            seconds = {s.name: 0.0 for s in runs}
+            while True:
+                left = [s for s in order if done[s.name] < len(s.calls)]
+                if not left:
+                    break
+                s = min(left, key=lambda x: progress[x.name])  # the first of equals in `order`
+                i = done[s.name]
+                took = s.call(i, device, keep=r == 0)
+                seconds[s.name] += took
+                progress[s.name] += s.call_work[i] / s.work
+                done[s.name] += 1
+                if r >= warmup:
+                    s.call_s.append(took)
+            if r >= warmup:
+                for s in runs:
+                    s.pass_s.append(seconds[s.name])
             log(f"round {r + 1}/{warmup + count}" + (" (warm-up)" if r < warmup else "") + ": " +
-                ", ".join(f"{s.name} {s.pass_s[-1] if r >= warmup else seconds:.2f} s" for s in runs))  # fmt: skip
+                ", ".join(f"{s.name} {seconds[s.name]:.2f} s" for s in runs))  # fmt: skip
 
 
 def summarise(runs: list[Strategy], n_items: int, real_tokens: int) -> list[dict[str, Any]]:
     base = runs[0]
     rows = []
     for s in runs:
-        ratios = [b / t for b, t in zip(base.pass_s, s.pass_s, strict=True)]  # per round: ran back to back
+        ratios = [b / t for b, t in zip(base.pass_s, s.pass_s, strict=True)]  # per round: interleaved
         pass_s = statistics.median(s.pass_s)
         compared = sorted(set(s.outputs) & set(base.outputs)) if s is not base and s.runner.packed else []
         diff = max((rel_l2(s.outputs[i], base.outputs[i]) for i in compared), default=None)

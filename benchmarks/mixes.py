@@ -119,13 +119,13 @@ MIXES = {
         Mix("mix", "the issue's mix (GPU): images 224-896 px at 7 aspect ratios, clips of 1-16 frames at 224-448, "
             "codec selections of 1-8 canvases of 448²", 24, (224, 896), 16, (1, 16), (224, 448), 8, (1, 8), 448),
         # The same composition (3 images : 2 clips : 1 codec selection) scaled for a 2-core CPU at full size: sides
-        # halved, frames and canvases quartered, 18 items (~7k tokens: ~20 s a strategy a round in fp32).
+        # halved, frames and canvases quartered, 12 items (~4.5k tokens, ~2.9 TFLOP a pass in fp32).
         Mix("mix-cpu", "the mix scaled for the CPU: sides halved (images 112-448, clips 112-224), frames and codec "
-            "canvases quartered (clips of 1-4 frames, 1-2 canvases of 224²), 18 items", 9, (112, 448), 6, (1, 4),
-            (112, 224), 3, (1, 2), 224),
+            "canvases quartered (clips of 1-4 frames, 1-2 canvases of 224²), 12 items", 6, (112, 448), 4, (1, 4),
+            (112, 224), 2, (1, 2), 224),
         # Images of 224² and smaller (112-224 px a side, 64-256 tokens) at 7 aspect ratios: where packing pays on a
         # CPU (the issue measured four 224² images as one batch at 1.20x the items/s of one at a time).
-        Mix("small", "images of 224² and smaller: 112-224 px a side at 7 aspect ratios, 24 items", 24, (112, 224), 0,
+        Mix("small", "images of 224² and smaller: 112-224 px a side at 7 aspect ratios, 16 items", 16, (112, 224), 0,
             (1, 1), (112, 112), 0, (1, 1), 112),
         # CI (tiny checkpoint, the test profiles test-small / packed-test-small): 5 items.
         Mix("tiny", "CI: tiny images, one 2-frame clip, one codec canvas", 3, (28, 112), 1, (2, 2), (28, 56), 1,
