@@ -33,7 +33,7 @@ from contract.profiles import PackedProfile, ShapeProfile
 from models import load_config
 from models.tf32 import exact_float32
 from runtime.base import Runner
-from runtime.packed import Widths
+from runtime.packed import COSTS, FLOPS_ONLY, Costs, Widths
 
 from .interleaved import synchronize
 from .mixes import MIXES, Inputs, Item, pad_batch, padded_calls, padded_shape
@@ -80,7 +80,20 @@ class Strategy:
             self.outputs[items[0]] = out[0].float().cpu()
 
 
-def one_at_a_time(runner: Runner, items: list[Inputs], widths: Widths) -> Strategy:
+@dataclass(frozen=True)
+class Pricing:
+    """The planner's estimate of a call (runtime/packed.py): its work under the device's costs plus a call's fixed
+    cost."""
+
+    widths: Widths
+    costs: Costs
+    itemsize: int
+
+    def __call__(self, lengths: list[int], attention: str) -> float:
+        return self.widths.work(lengths, attention, self.costs) + self.widths.call_cost(self.costs, self.itemsize)
+
+
+def one_at_a_time(runner: Runner, items: list[Inputs], widths: Pricing) -> Strategy:
     """One call an item: the batched artifact at B = 1, or a packed artifact one item a call when no batched one
     covers the items."""
     lengths = [int(pos.shape[1]) for _, pos in items]
@@ -90,7 +103,7 @@ def one_at_a_time(runner: Runner, items: list[Inputs], widths: Widths) -> Strate
     else:
         calls = [([i], runner.prepare(*item)) for i, item in enumerate(items)]
         note = "the batched artifact, B = 1"
-    work = [widths.work([lengths[i] for i in call], "mask") for call, _ in calls]
+    work = [widths([lengths[i] for i in call], "mask") for call, _ in calls]
     return Strategy(ONE, runner.path.name, runner, calls, sum(lengths), work, note)
 
 
@@ -98,7 +111,7 @@ def _plan(runner: Runner, items: list[Inputs], indices: list[int]) -> list[tuple
     return [([indices[j] for j in call], inputs) for call, inputs in runner.plan_packed([items[i] for i in indices])]
 
 
-def padded(runner: Runner, items: list[Inputs], shapes: list[Item], budget: int, widths: Widths) -> Strategy:
+def padded(runner: Runner, items: list[Inputs], shapes: list[Item], budget: int, widths: Pricing) -> Strategy:
     """Padded-to-the-largest batches of the batched artifact (benchmarks/mixes.py), within `budget` tokens a call."""
     profile = runner.profile
     assert isinstance(profile, ShapeProfile)
@@ -112,16 +125,16 @@ def padded(runner: Runner, items: list[Inputs], shapes: list[Item], budget: int,
         t, h, w = padded_shape([shapes[i] for i in group])
         per_item = t * (h // patch) * (w // patch)
         computed += len(group) * per_item
-        work.append(len(group) * widths.work([per_item], "mask"))
+        work.append(widths([per_item] * len(group), "padded"))  # B x (L_pad linear + L_pad^2 attention)
     note = f"the batched artifact, {len(groups)} batches padded to their largest T/H/W (outputs not the items' own)"
     return Strategy(PADDED, runner.path.name, runner, calls, computed, work, note)
 
 
-def packed(runner: Runner, items: list[Inputs], widths: Widths) -> Strategy:
+def packed(runner: Runner, items: list[Inputs], widths: Pricing) -> Strategy:
     attention = str(runner.manifest.extra.get("packed_attention", "mask"))
     calls = _plan(runner, items, list(range(len(items))))
     lengths = [int(pos.shape[1]) for _, pos in items]
-    work = [widths.work([lengths[i] for i in call], attention) for call, _ in calls]
+    work = [widths([lengths[i] for i in call], attention) for call, _ in calls]
     sizes = [len(call) for call, _ in calls]
     note = f"{attention} attention, {len(calls)} calls of {min(sizes)}-{max(sizes)} items"
     return Strategy(f"packed-{attention}", runner.path.name, runner, calls, sum(lengths), work, note)
@@ -140,17 +153,21 @@ def strategies(args: argparse.Namespace, items: list[Inputs], shapes: list[Item]
         raise SystemExit("error: --packed takes packed artifacts (a packed profile), at least one")
     first = packed_runners[0]
     config = first.manifest.source.get("config") or {}
-    widths = Widths.of(config, first.manifest.extra.get("layers_run"))
+    pricing = Pricing(
+        Widths.of(config, first.manifest.extra.get("layers_run")),
+        COSTS.get(device.type, FLOPS_ONLY),
+        torch.empty((), dtype=first.dtype).element_size(),
+    )
     out: list[Strategy] = []
     batched = runtime.load(args.batched, device=device) if args.batched else None
     if batched is not None and batched.packed:
         raise SystemExit(f"error: --batched {args.batched} is a packed artifact")
-    out.append(one_at_a_time(batched or first, items, widths))
+    out.append(one_at_a_time(batched or first, items, pricing))
     if batched is not None:
         profile = first.profile
         assert isinstance(profile, PackedProfile)
-        out.append(padded(batched, items, shapes, profile.call_tokens.max, widths))
-    out += [packed(r, items, widths) for r in packed_runners]
+        out.append(padded(batched, items, shapes, profile.call_tokens.max, pricing))
+    out += [packed(r, items, pricing) for r in packed_runners]
     return out
 
 
@@ -197,7 +214,7 @@ def summarise(runs: list[Strategy], n_items: int, real_tokens: int) -> list[dict
             "items_per_call": n_items / len(s.calls), "pass_s": s.pass_s, "pass_median_s": pass_s,
             "items_per_s": n_items / pass_s, "tokens_per_s": real_tokens / pass_s,
             "computed_tokens": s.computed_tokens, "work_vs_one": s.work / base.work,
-            "p50_call_s": statistics.median(s.call_s), "p99_call_s": _percentile(s.call_s, 99),
+            "p50_call_s": statistics.median(s.call_s), "p99_call_s": _percentile(s.call_s, 99), "call_s": s.call_s,
             "x_one": statistics.median(ratios), "x_one_rounds": ratios,
             "max_rel_l2_vs_one": diff, "compared_items": len(compared),
         })  # fmt: skip
