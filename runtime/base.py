@@ -51,7 +51,7 @@ from contract.manifest import Manifest
 from contract.packing import pack, unpack
 from contract.profiles import PackedProfile, Profile, profile_from_dict
 
-from .packed import Widths, check_call, check_items, filler, plan_calls
+from .packed import COSTS, FLOPS_ONLY, Widths, check_call, check_items, filler, plan_calls
 from .validation import check_inputs
 
 
@@ -204,7 +204,9 @@ class Runner(abc.ABC):
         checked = check_items(items, profile, self.dtype)
         widths = Widths.of(self.manifest.source.get("config") or {}, self.manifest.extra.get("layers_run"))
         attention = str(self.manifest.extra.get("packed_attention", "mask"))
-        calls = plan_calls([int(pos.shape[1]) for _, pos in checked], profile, attention, widths)
+        costs = COSTS.get(self.device.type, FLOPS_ONLY)
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        calls = plan_calls([int(pos.shape[1]) for _, pos in checked], profile, attention, widths, costs, itemsize)
         plans = []
         for call in calls:
             members = [checked[i] for i in call]

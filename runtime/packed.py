@@ -3,11 +3,15 @@ items into calls.
 
 A list of items becomes as few calls as the profile's budget allows (its max tokens and items a call), but never one
 that costs more than running its items alone: items are taken shortest first (so a call packs items of similar
-length) and an item joins a call only while the call's estimated work stays within `SLACK` of its items' own work
-run one at a time. The estimate is the encoder's FLOPs: per token 2*(4*d^2 + 2*d*d_ff) in the linear layers, and in
-attention 4*d per pair of tokens attended (mask: every pair of the call's N tokens; padded: B x L_max^2), per layer.
-A mask-attention call thus packs small items (where attention is a small part of the work) and runs large ones
-alone; a padded one packs whatever has a similar length.
+length) and an item joins a call only while the call's estimated cost stays within what its items cost run one at a
+time (plus the slack of the device's `Costs`, and less the fixed cost of the calls it saves). The estimate is the
+encoder's FLOPs: per token 2*(4*d^2 + 2*d*d_ff) in the linear layers, and in attention 4*d per pair of tokens
+attended (mask: every pair of the call's N tokens; padded: B x L_max^2), per layer, priced per device type
+(`COSTS`): on the CPU, measured with the mixed-workload benchmark (benchmarks/PACKED.md), a pair attended costs 8x
+its FLOPs against the linear layers' (softmax and the mask are memory-bound passes over the heads x L x L scores)
+and every call streams the weights once (~0.1 s for the full-size fp32 model: the work of ~60 tokens), so a mask
+call packs only items whose extra pairs cost less than the calls saved (items of ~100 tokens or fewer), and a padded
+one packs items of similar length; elsewhere (not measured yet) FLOPs alone with 10 % slack for the per-call overhead.
 """
 
 from __future__ import annotations
@@ -29,6 +33,25 @@ SLACK = 0.10  # a call may cost this much more than its items run alone (the ove
 
 
 @dataclass(frozen=True)
+class Costs:
+    """How the planner prices calls on one device type, in FLOPs of the linear layers: a pair of tokens attended
+    costs `attention_weight` x its 4*d FLOPs a layer, a call `flop_per_weight_byte` x the bytes of the weights it
+    streams, and a call may cost `slack` more than its items alone."""
+
+    attention_weight: float = 1.0
+    flop_per_weight_byte: float = 0.0
+    slack: float = SLACK
+
+
+# Measured on a 2-core Xeon (AVX-512), full size, fp32 (benchmarks/PACKED.md, benchmarks/results/mixed-cpu): a call
+# of L tokens took ~95 ms + 1.6 ms x L + 2.1-2.6 us x L^2 (onnxruntime, AOTInductor, pt2, TorchScript: fits over 16
+# images of 64-256 tokens run one at a time), i.e. a pair attended ~8x its FLOPs' share against the linear layers,
+# and ~95 ms a call: the 1.2 GB of weights streamed at ~230 GFLOP/s / ~12 GB/s = ~20 FLOPs a byte.
+COSTS: dict[str, Costs] = {"cpu": Costs(attention_weight=8.0, flop_per_weight_byte=20.0, slack=0.0)}
+FLOPS_ONLY = Costs()  # other devices: not measured yet (the GPU check runs the mixed benchmark)
+
+
+@dataclass(frozen=True)
 class Widths:
     """The encoder's widths the work estimate needs (from the manifest's source config)."""
 
@@ -41,12 +64,18 @@ class Widths:
         layers = layers_run or int(config.get("num_hidden_layers", 24))
         return cls(int(config.get("hidden_size", 1024)), int(config.get("intermediate_size", 4096)), layers)
 
-    def work(self, lengths: Sequence[int], attention: str) -> float:
-        """FLOPs of one call over items of these token counts."""
+    def work(self, lengths: Sequence[int], attention: str, costs: Costs = FLOPS_ONLY) -> float:
+        """FLOPs of one call over items of these token counts (attention priced by `costs`; the call's fixed cost
+        is `call_cost`)."""
         d, ff = self.hidden, self.intermediate
         n = sum(lengths)
         pairs = n * n if attention == "mask" else len(lengths) * max(lengths) ** 2
-        return self.layers * (2 * n * (4 * d * d + 2 * d * ff) + 4 * d * pairs)
+        return self.layers * (2 * n * (4 * d * d + 2 * d * ff) + costs.attention_weight * 4 * d * pairs)
+
+    def call_cost(self, costs: Costs, itemsize: int) -> float:
+        """A call's fixed cost in FLOPs: its linear layers' weights (itemsize bytes each) streamed once."""
+        d, ff = self.hidden, self.intermediate
+        return costs.flop_per_weight_byte * itemsize * self.layers * (4 * d * d + 2 * d * ff)
 
 
 @dataclass(frozen=True)
@@ -89,17 +118,26 @@ def check_items(
     return checked
 
 
-def plan_calls(lengths: Sequence[int], profile: PackedProfile, attention: str, widths: Widths) -> list[list[int]]:
-    """Item indices per call (see the module docstring)."""
+def plan_calls(
+    lengths: Sequence[int],
+    profile: PackedProfile,
+    attention: str,
+    widths: Widths,
+    costs: Costs = FLOPS_ONLY,
+    itemsize: int = 4,
+) -> list[list[int]]:
+    """Item indices per call (see the module docstring); `costs` of the device, `itemsize` of the weights."""
     calls: list[list[int]] = []
+    saved = widths.call_cost(costs, itemsize)  # what each call merged into another saves
     for i in sorted(range(len(lengths)), key=lambda j: lengths[j]):
         call = calls[-1] if calls else []
         joined = [lengths[j] for j in call] + [lengths[i]]
+        alone = sum(widths.work([n], attention, costs) for n in joined)
         fits = (
             call
             and sum(joined) <= profile.call_tokens.max
             and len(joined) <= profile.call_items.max
-            and widths.work(joined, attention) <= (1 + SLACK) * sum(widths.work([n], attention) for n in joined)
+            and widths.work(joined, attention, costs) <= (1 + costs.slack) * alone + (len(joined) - 1) * saved
         )
         if fits:
             call.append(i)

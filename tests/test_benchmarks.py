@@ -154,3 +154,68 @@ def test_mfu_divides_by_the_peak_of_what_the_target_computes() -> None:
     add_mfu(ort_row, "NVIDIA H100 80GB HBM3", "fp32")
     assert torch_row["mfu"] == pytest.approx(0.1) and "tf32 peak 494.5" in str(torch_row["mfu_peak"])
     assert ort_row["mfu"] == pytest.approx(0.1) and "fp32 peak 67" in str(ort_row["mfu_peak"])
+
+
+# -- the mixed-workload benchmark (benchmarks/mixed.py): packed against one at a time and padded batches ----------
+
+
+def test_mixes_are_seeded_and_inside_their_ranges() -> None:
+    from benchmarks.mixes import MIXES
+
+    mix = MIXES["mix"]
+    shapes = mix.shapes(0)
+    assert shapes == mix.shapes(0) and shapes != mix.shapes(1)
+    assert sorted({s.source for s in shapes}) == ["clip", "codec", "image"] and len(shapes) == 48
+    for s in shapes:
+        lo, hi = {"image": mix.image_sides, "clip": mix.clip_sides, "codec": (mix.canvas, mix.canvas)}[s.source]
+        assert lo <= min(s.height, s.width) and max(s.height, s.width) <= hi and s.height % 14 == s.width % 14 == 0
+        assert s.frames == 1 if s.source == "image" else s.frames <= 16
+    ratios = {round(max(s.height, s.width) / min(s.height, s.width), 1) for s in shapes if s.source == "image"}
+    assert len(ratios) >= 4, ratios
+    items = MIXES["tiny"].items(0, torch.float32)
+    again = MIXES["tiny"].items(0, torch.float32)
+    for (pv, pos), (pv2, pos2), s in zip(items, again, MIXES["tiny"].shapes(0), strict=True):
+        assert pv.shape == (1, 3, s.frames, s.height, s.width) and pos.shape == (1, s.tokens(14), 3)
+        assert torch.equal(pv, pv2) and torch.equal(pos, pos2)
+    codec = next(pos for (_, pos), s in zip(items, MIXES["tiny"].shapes(0), strict=True) if s.source == "codec")
+    assert int(codec[0, :, 0].max()) > 0  # a codec selection keeps its patches' original t: not a one-frame grid
+
+
+def test_padded_batches_stay_within_the_budget_and_pad_with_zeros() -> None:
+    from benchmarks.mixes import Item, pad_batch, padded_calls
+
+    shapes = [Item("image", 1, 28, 56), Item("image", 1, 28, 28), Item("clip", 2, 28, 28), Item("image", 1, 56, 56)]
+    calls = padded_calls(shapes, 14, budget_tokens=16, max_batch=4)
+    assert sorted(i for c in calls for i in c) == [0, 1, 2, 3]
+    assert calls == [[1, 0], [2], [3]]  # shortest first; [1, 0, 2] would pad to 2x28x56: 3 x 8 tokens > 16
+    pv = [torch.ones(1, 3, s.frames, s.height, s.width) for s in shapes]
+    batch, pos = pad_batch([(pv[i], None) for i in (1, 0)], [shapes[i] for i in (1, 0)], 14)  # type: ignore[misc]
+    assert batch.shape == (2, 3, 1, 28, 56) and pos.shape == (2, 8, 3)
+    assert batch[0, :, :, :, :28].eq(1).all() and batch[0, :, :, :, 28:].eq(0).all() and batch[1].eq(1).all()
+
+
+def test_mixed_benchmark_quick_runs_every_strategy(tiny_dir: Path, tmp_path: Path) -> None:
+    """`python -m benchmarks.mixed --quick`: tiny pt2 artifacts (batched; packed with padded and with mask attention),
+    the tiny mix, every strategy timed in one process; packed outputs equal the items' one-at-a-time outputs."""
+    out = tmp_path / "mixed"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.mixed", "--quick", "--model", str(tiny_dir), "--out", str(out),
+         "--name", "q", "--artifacts-dir", str(tmp_path / "none")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "q" / "mixed.json").read_text())
+    (result,) = report["results"]
+    assert result["kind"] == "pt2" and result["mix"] == "tiny" and result["items"] == 5
+    rows = {r["strategy"]: r for r in result["rows"]}
+    assert list(rows) == ["one-at-a-time", "padded", "packed-mask", "packed-padded"]
+    for name, row in rows.items():
+        assert row["items_per_s"] > 0 and row["tokens_per_s"] > 0 and row["x_one"] > 0, name
+        assert len(row["pass_s"]) == report["rounds"] and row["p99_call_s"] >= row["p50_call_s"] > 0, name
+        assert sorted(i for call in result["calls"][name] for i in call) == list(range(5)), name
+    assert rows["one-at-a-time"]["calls"] == 5 and rows["one-at-a-time"]["x_one"] == 1.0
+    for name in ("packed-mask", "packed-padded"):
+        assert rows[name]["compared_items"] == 5 and rows[name]["max_rel_l2_vs_one"] < 1e-5, rows[name]
+    assert rows["padded"]["max_rel_l2_vs_one"] is None  # a padded item's output is not its own: not compared
+    assert "| tiny | pt2 | packed-padded |" in (out / "q" / "mixed.md").read_text()
+    assert (out / "q" / "mixed.png").stat().st_size > 1000

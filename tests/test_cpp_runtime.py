@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nlohmann_json
 import numpy as np
@@ -20,9 +21,12 @@ import pytest
 import torch
 
 import runtime
+from contract.errors import InputError
 from contract.manifest import file_sha256, manifest_path
-from contract.profiles import PROFILES
+from contract.packing import pack
+from contract.profiles import PACKED_PROFILES, PROFILES
 from export import BuildRequest, build
+from export.inputs import packed_items
 from runtime.base import Runner
 from runtime.positions import grid_positions, video_positions
 from tests.conftest import copy_artifact, seeded
@@ -351,3 +355,129 @@ def test_cpp_reads_format_1_and_refuses_newer_manifests(binary: Path, aoti: Path
     mpath.write_text(json.dumps(data))
     result, _ = run_cpp(binary, path, pv, pos, tmp_path / "v3")
     assert result.returncode == EXIT_ARTIFACT and "format_version 3, expected one of 1, 2" in result.stderr
+
+
+# -- packed artifacts (contract/packing.py): onevision_run --pixel-patches --positions --cu-seqlens ----------------
+PACKED_KINDS = ("aoti", "torchscript")
+
+
+@pytest.fixture(scope="module")
+def cpp_packed_artifacts(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny fp32 packed (`packed-test-small`, each kind's default attention) AOTInductor and TorchScript artifacts.
+    A stand-in, named to be swapped, for the session fixture `tiny_packed_artifacts` (tests/conftest.py, added on the
+    packed-parity branch): once merged, take those two kinds from it instead of building them here."""
+    out = tmp_path_factory.mktemp("cpp-packed")
+    request = BuildRequest(tiny_dir, "fp32", [PACKED_PROFILES["packed-test-small"]], out, options={"quiet": True})
+    return {kind: build(kind, request).path for kind in PACKED_KINDS}
+
+
+def packed_call(shapes: list[tuple[int, int, int]], seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One packed call (rows layout) of seeded items of these (T, H, W)."""
+    return pack(packed_items(shapes, torch.float32, 14, seed=seed), 14)
+
+
+def run_cpp_packed(
+    exe: Path, artifact: Path, pp: Any, pos: Any, cu: Any, folder: Path, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, value in (("pp", pp), ("pos", pos), ("cu", cu)):
+        np.save(folder / f"{name}.npy", np.asarray(value))
+    out = folder / "out.npy"
+    cmd = [str(exe), "--artifact", str(artifact), "--pixel-patches", str(folder / "pp.npy")]
+    cmd += ["--positions", str(folder / "pos.npy"), "--cu-seqlens", str(folder / "cu.npy"), "--out", str(out), *extra]
+    return _run(cmd, timeout=300), out
+
+
+@pytest.mark.parametrize("kind", PACKED_KINDS)
+def test_cpp_packed_call_is_bit_identical_to_python(
+    binary: Path, cpp_packed_artifacts: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    """The C++ runner detects a packed artifact from its manifest and runs one packed call: its output equals the
+    Python runner's `run_packed_call` bit for bit (fp32), for items of different shapes, for offsets counted in
+    position elements (3N, Triton's count), and from 3 threads at once."""
+    artifact = cpp_packed_artifacts[kind]
+    py_runner = runtime.load(artifact)
+    pp, pos, cu = packed_call([(1, 56, 42), (2, 28, 28), (1, 14, 28), (4, 28, 56)], seed=7)
+    cases = {"tokens": (cu, ()), "elements": (cu * 3, ("--threads", "3", "--repeat", "2"))}
+    for name, (offsets, extra) in cases.items():
+        result, out = run_cpp_packed(binary, artifact, pp, pos, offsets, tmp_path / name, *extra)
+        assert result.returncode == 0, result.stderr
+        assert f"{kind}, fp32" in result.stdout and "profile packed-test-small" in result.stdout, result.stdout
+        if extra:
+            assert "all 6 outputs identical to the sequential runs" in result.stdout, result.stdout
+        expected = py_runner.run_packed_call(pp, pos, offsets).numpy()
+        got = np.load(out)
+        assert got.shape == expected.shape == (pos.shape[0], 128) and got.dtype == np.float32
+        assert np.array_equal(got, expected), f"{kind} {name}: C++ and Python packed outputs differ"
+
+
+def _bad_packed() -> dict[str, tuple[Any, str]]:
+    pp, pos, cu = packed_call([(1, 28, 28), (1, 14, 28)], seed=8)  # 4 + 2 tokens
+    nan = pp.clone()
+    nan[1, 5] = float("nan")
+    negative = pos.clone()
+    negative[3, 1] = -2
+    many = packed_call([(1, 14, 28)] * 9, seed=9)  # 9 items: the profile takes up to 8
+    big = (torch.zeros(1026, 588), torch.zeros(1026, 3, dtype=torch.int64), torch.tensor([0, 513, 1026]))
+    return {
+        "offsets not from 0": (
+            (pp, pos, torch.tensor([1, 4, 6], dtype=torch.int32)),
+            "(B+1 offsets from 0), got [1, 4, 6]",
+        ),
+        "offsets not increasing": ((pp, pos, torch.tensor([0, 4, 4, 6], dtype=torch.int32)), "strictly increasing"),
+        "last offset not N": (
+            (pp, pos, torch.tensor([0, 4, 5], dtype=torch.int32)),
+            "the last offset to be N = 6 (or 3N = 18, counted in position elements), got 5",
+        ),
+        "over the token budget": (
+            big,
+            "1026 tokens in one call, outside profile 'packed-test-small''s range [2, 1024]",
+        ),
+        "too many items": (many, "9 items in one call, outside profile 'packed-test-small''s range [1, 8]"),
+        "patches and positions disagree": ((pp[:5], pos, cu), "pixel_patches: expected shape (6, 588) for 6 tokens"),
+        "int32 positions": ((pp, pos.to(torch.int32), cu), "patch_positions must be int64 and cu_seqlens a 1-D int32"),
+        "2-D offsets": ((pp, pos, cu[None]), "patch_positions must be int64 and cu_seqlens a 1-D int32"),
+        "NaN": ((nan, pos, cu), "pixel_patches: expected finite values"),
+        "negative positions": ((pp, negative, cu), "patch_positions: expected non-negative [t, h, w], got minimum -2"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_packed()))
+def test_cpp_packed_bad_calls_are_one_line(
+    binary: Path, cpp_packed_artifacts: dict[str, Path], tmp_path: Path, case: str
+) -> None:
+    """A packed call the Python runtime refuses (run_packed_call) is refused in C++ too, before the model runs: exit
+    2, one line naming what is wrong, no output."""
+    (pp, pos, cu), message = _bad_packed()[case]
+    artifact = cpp_packed_artifacts["aoti"]
+    with pytest.raises(InputError):
+        runtime.load(artifact).run_packed_call(pp, pos, cu)
+    result, out = run_cpp_packed(binary, artifact, pp, pos, cu, tmp_path)
+    assert result.returncode == EXIT_INPUT, (result.stdout, result.stderr)
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not out.exists()
+
+
+def test_cpp_packed_and_batched_calls_do_not_mix(
+    binary: Path, cpp_packed_artifacts: dict[str, Path], aoti: Path, tmp_path: Path
+) -> None:
+    """A packed artifact given batched inputs, a batched one given a packed call, and half a packed call: one line
+    each (exit 2); a manifest whose profile is packed but whose inputs are not is refused as unreadable (exit 3)."""
+    packed = cpp_packed_artifacts["aoti"]
+    pv, pos = _ok()
+    result, _ = run_cpp(binary, packed, pv, pos, tmp_path / "a")
+    assert (
+        result.returncode == EXIT_INPUT and "is a packed artifact (profile 'packed-test-small'): pass " in result.stderr
+    )
+    pp, ppos, cu = packed_call([(1, 28, 28)], seed=1)
+    result, _ = run_cpp_packed(binary, aoti, pp, ppos, cu, tmp_path / "b")
+    assert result.returncode == EXIT_INPUT and "is a batched artifact (profile 'test-small')" in result.stderr
+    half = _run([str(binary), "--artifact", str(packed), "--pixel-patches", "x", "--positions", "y", "--out", "z"])
+    assert half.returncode == EXIT_INPUT and "--pixel-patches and --cu-seqlens go together" in half.stderr
+    copy = copy_artifact(packed, tmp_path / "art")
+    mpath = manifest_path(copy)
+    data = json.loads(mpath.read_text())
+    data["inputs"][0]["name"] = "pixel_values"
+    mpath.write_text(json.dumps(data))
+    result, _ = run_cpp_packed(binary, copy, pp, ppos, cu, tmp_path / "c")
+    assert result.returncode == EXIT_ARTIFACT and "a packed profile without the packed inputs" in result.stderr

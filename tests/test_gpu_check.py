@@ -18,7 +18,10 @@ import pytest
 import torch
 
 from benchmarks.__main__ import parser as bench_parser
+from benchmarks.mixed import parser as mixed_parser
+from benchmarks.mixes import MIXES
 from benchmarks.workloads import WORKLOADS
+from contract.backends import BACKENDS
 from contract.profiles import PROFILES
 from export import BuildRequest
 from export.__main__ import parser as export_parser
@@ -89,6 +92,10 @@ def _parse(step: Step, target: Target) -> None:
         args = parity_parser().parse_args(cmd[3:])
         assert args.device == target.device
         assert (args.run_on == ["onnx=cpu"]) == (target.device == "cuda" and not target.onnx_on_cuda)
+    elif cmd[:3] == [sys.executable, "-m", "benchmarks.mixed"]:
+        args = mixed_parser().parse_args(cmd[3:])
+        assert set(args.workloads.split(",")) <= set(MIXES) and args.device == target.device
+        assert set(args.kinds.split(",")) <= set(BACKENDS) and args.precision == "bf16"
     elif cmd[:3] == [sys.executable, "-m", "benchmarks"]:
         args = bench_parser().parse_args(cmd[3:])
         assert set(args.workloads.split(",")) <= set(WORKLOADS) and args.device == target.device

@@ -52,6 +52,13 @@ ESTIMATE_BASIS = {
     "tests-cuda": "the CUDA-aware tests of the normal suite (export all --device cuda: one more tiny AOTInductor "
     "compile): guessed 120 s",
     "bench-long": "video/codec workloads, 20 iterations each: guessed 150 s",
+    "mixed-exports": "full-size packed-any pt2 + AOTInductor bf16 (default attention) and the same pair batched over "
+    "the mix's shapes (benchmarks/profiles/mix-batched.json): 2 x (40 s export + 180 s AOTInductor CUDA compile, the "
+    "bases above), and pt2 packed-any with the other attention (40 s)",
+    "mixed": "python -m benchmarks.mixed on the mix (48 items, 138k tokens: ~0.25 PFLOP a pass, ~0.6 s at 400 TFLOP/s "
+    "bf16) for pt2 and AOTInductor: each kind's process loads 3-4 full-size artifacts (~8 s each) and makes the 48 "
+    "items (~3 s on the CPU here), then 1 warm-up + 5 rounds of 4-5 strategies (one at a time is 48 calls): "
+    "guessed 120 s",
 }
 
 
@@ -241,7 +248,42 @@ def plan(t: Target, tier: str = CORE) -> list[Step]:
     if t.onnx_on_cuda:
         onnx = next(k for k, b in BACKENDS.items() if b.onnx_graph)
         full.insert(-3, _full_export(t, onnx, "fp32", FULL_PROFILE, FULL, 40, "export-full"))
-    return full
+    return [*full, *_mixed(t)]
+
+
+MIXED_PACKED = "packed-any"
+MIXED_BATCHED = "benchmarks/profiles/mix-batched.json"  # batched over every item of the mix (one at a time, padded)
+
+
+def _mixed(t: Target) -> list[Step]:
+    """The mixed-workload benchmark (benchmarks/mixed.py) on the GPU: bf16, the `mix` workload, pt2 and AOTInductor
+    packed-any (each kind's default packed attention, and pt2 with the other one too) against one at a time and
+    padded-to-the-largest batches of a batched artifact covering the mix."""
+    folder = t.full_arts / "mixed"
+    other = "mask" if BACKENDS["pt2"].packed == "padded" else "padded"
+    steps = []
+    for sub, profile in (("packed", MIXED_PACKED), ("batched", MIXED_BATCHED)):
+        cmd = [t.python, "-m", "export", "all", "--kinds", "pt2,aoti", "--model", t.full_model, "--precision", "bf16"]
+        cmd += ["--profile", profile, "--device", t.device, "--out", str(folder / sub), "--quiet", "--overwrite"]
+        name = Path(profile).stem
+        outputs = tuple(artifact(folder / sub, k, "bf16", name) for k in ("pt2", "aoti"))
+        steps.append(
+            Step(f"mixed: export pt2, aoti bf16 {name}", FULL, 220, "mixed-exports", cmd, 1200,
+                 needs=("nvcc",) if t.device == "cuda" else (), outputs=outputs, models=(t.full_model,))
+        )  # fmt: skip
+    cmd = _export(t, "pt2", t.full_model, "bf16", MIXED_PACKED, folder / f"packed-{other}", t.device)
+    steps.append(
+        Step(f"mixed: export pt2 bf16 {MIXED_PACKED}, {other} attention", FULL, 40, "mixed-exports",
+             [*cmd, "--option", f"packed_attention={other}"], 1200,
+             outputs=(artifact(folder / f"packed-{other}", "pt2", "bf16", MIXED_PACKED),), models=(t.full_model,))
+    )  # fmt: skip
+    bench = [t.python, "-m", "benchmarks.mixed", "--model", t.full_model, "--artifacts-dir", str(folder)]
+    bench += ["--device", t.device, "--precision", "bf16", "--workloads", "mix", "--kinds", "pt2,aoti"]
+    bench += ["--rounds", str(max(1, t.bench_iters // 2)), "--warmup", str(t.bench_warmup)]
+    bench += ["--out", str(t.results), "--name", "mixed-bf16"]
+    steps.append(Step("benchmarks: mixed workload, bf16 (one at a time, padded, packed)", FULL, 120, "mixed", bench,
+                      1200))  # fmt: skip
+    return steps
 
 
 def estimate(steps: list[Step]) -> float:

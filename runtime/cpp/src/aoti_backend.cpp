@@ -30,6 +30,14 @@ class AotiBackend : public Backend {
     return outputs[0];
   }
 
+  // A packed package (its manifest's inputs pixel_patches, patch_positions, cu_seqlens) takes the three as they are.
+  at::Tensor run_packed(const at::Tensor& pixel_patches, const at::Tensor& patch_positions,
+                        const at::Tensor& cu_seqlens) override {
+    std::vector<at::Tensor> outputs = loader_->run({pixel_patches, patch_positions, cu_seqlens});
+    if (outputs.empty()) throw ArtifactError("AOTInductor package returned no output");
+    return outputs[0];
+  }
+
   std::string provider() const override { return provider_; }
 
  private:

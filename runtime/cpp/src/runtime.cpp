@@ -170,10 +170,33 @@ Manifest Manifest::read(const std::string& artifact_in, bool verify) {
   const json& prof = member(doc, "profile", mpath);
   m.profile.name = prof.contains("name") ? str_member(prof, "name", mpath) : "custom";
   if (prof.contains("patch")) m.profile.patch = int_member(prof, "patch", mpath);
-  for (auto [axis, range] : {std::pair<const char*, Range*>{"batch", &m.profile.batch},
-                             {"frames", &m.profile.frames},
-                             {"height", &m.profile.height},
-                             {"width", &m.profile.width}}) {
+  // The inputs' names say whether the artifact takes packed calls (contract/io.py PACKED_INPUT_NAMES); its profile
+  // must agree (a packed profile has the call's tokens and items instead of a batch).
+  size_t first_input_rank = 0;
+  if (auto ins = doc.find("inputs"); ins != doc.end() && ins->is_array()) {
+    for (const json& in : *ins)
+      if (in.is_object()) m.input_names.push_back(in.contains("name") ? str_member(in, "name", mpath) : "");
+    if (!ins->empty() && ins->front().is_object())
+      if (auto shape = ins->front().find("shape"); shape != ins->front().end() && shape->is_array())
+        first_input_rank = shape->size();
+  }
+  m.packed = m.input_names == std::vector<std::string>{"pixel_patches", "patch_positions", "cu_seqlens"};
+  m.packed_flat = m.packed && first_input_rank == 1;
+  m.profile.packed = prof.contains("packed") && prof.at("packed").is_boolean() && prof.at("packed").get<bool>();
+  if (m.profile.packed != m.packed)
+    throw ArtifactError(mpath + ": unreadable manifest (" +
+                        (m.packed ? "packed inputs (pixel_patches, patch_positions, cu_seqlens) with a batched profile"
+                                  : "a packed profile without the packed inputs pixel_patches, patch_positions, "
+                                    "cu_seqlens") +
+                        ")");
+  std::vector<std::pair<const char*, Range*>> axes = {
+      {"frames", &m.profile.frames}, {"height", &m.profile.height}, {"width", &m.profile.width}};
+  if (m.packed) {
+    axes.insert(axes.begin(), {{"tokens", &m.profile.tokens}, {"items", &m.profile.items}});
+  } else {
+    axes.insert(axes.begin(), {"batch", &m.profile.batch});
+  }
+  for (auto [axis, range] : axes) {
     const json& r = member(prof, axis, mpath);
     range->min = int_member(r, "min", mpath);
     range->opt = int_member(r, "opt", mpath);
@@ -274,6 +297,80 @@ const std::map<std::string, BackendFactory>& backend_factories() {
   return table;
 }
 
+namespace {
+
+// Python's repr of a list of ints, at most its first 8 (the Python runtime's messages print values[:8]).
+std::string list_str(const std::vector<int64_t>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size() && i < 8; ++i) out += (i ? ", " : "") + std::to_string(values[i]);
+  return out + "]";
+}
+
+std::string range_str(const Range& r) { return "[" + std::to_string(r.min) + ", " + std::to_string(r.max) + "]"; }
+
+}  // namespace
+
+void check_packed(const at::Tensor& pp, const at::Tensor& pos, at::Tensor& cu, const Manifest& manifest,
+                  c10::ScalarType dtype) {
+  if (!pp.defined() || !pos.defined() || !cu.defined())
+    throw InputError("a packed call takes three tensors: pixel_patches, patch_positions, cu_seqlens");
+  const Profile& profile = manifest.profile;
+  const bool flat = manifest.packed_flat;
+  const int64_t width = 3 * profile.patch * profile.patch;
+  const int64_t rows = pos.numel() / 3;
+  const std::vector<int64_t> want_pp = flat ? std::vector<int64_t>{rows * width} : std::vector<int64_t>{rows, width};
+  const std::vector<int64_t> want_pos = flat ? std::vector<int64_t>{3 * rows} : std::vector<int64_t>{rows, 3};
+  const std::pair<const char*, std::pair<const at::Tensor*, const std::vector<int64_t>*>> shapes[] = {
+      {"pixel_patches", {&pp, &want_pp}}, {"patch_positions", {&pos, &want_pos}}};
+  for (const auto& [name, tw] : shapes) {
+    const auto& [t, want] = tw;
+    if (t->sizes().vec() != *want) {
+      std::string w = "(";
+      for (size_t i = 0; i < want->size(); ++i) w += (i ? ", " : "") + std::to_string((*want)[i]);
+      w += want->size() == 1 ? ",)" : ")";
+      throw InputError(std::string(name) + ": expected shape " + w + " for " + std::to_string(rows) + " tokens, got " +
+                       shape_str(*t));
+    }
+  }
+  if (pp.scalar_type() != dtype)
+    throw InputError("pixel_patches: expected dtype " + dtype_name(dtype) + " (the artifact's precision), got " +
+                     dtype_name(pp.scalar_type()));
+  if (pos.scalar_type() != c10::ScalarType::Long ||
+      (cu.scalar_type() != c10::ScalarType::Int && cu.scalar_type() != c10::ScalarType::Long) || cu.dim() != 1)
+    throw InputError("patch_positions must be int64 and cu_seqlens a 1-D int32, got " + dtype_name(pos.scalar_type()) +
+                     " and " + dtype_name(cu.scalar_type()));
+  const at::Tensor offsets = cu.to(c10::kCPU, c10::ScalarType::Long).contiguous();
+  const std::vector<int64_t> values(offsets.data_ptr<int64_t>(), offsets.data_ptr<int64_t>() + offsets.numel());
+  const int64_t items = static_cast<int64_t>(values.size()) - 1;
+  if (items < 1 || values[0] != 0)
+    throw InputError("cu_seqlens: expected 0, L_1, L_1+L_2, ..., N (B+1 offsets from 0), got " + list_str(values));
+  for (size_t i = 1; i < values.size(); ++i)
+    if (values[i] <= values[i - 1])
+      throw InputError("cu_seqlens: expected strictly increasing offsets (every item >= 1 token), got " +
+                       list_str(values));
+  if (values.back() != rows && values.back() != 3 * rows)
+    throw InputError("cu_seqlens: expected the last offset to be N = " + std::to_string(rows) + " (or 3N = " +
+                     std::to_string(3 * rows) + ", counted in position elements), got " +
+                     std::to_string(values.back()));
+  // "'name''s range": the Python runtime's message ({name!r}'s), word for word.
+  if (!profile.tokens.contains(rows))
+    throw InputError(std::to_string(rows) + " tokens in one call, outside profile '" + profile.name + "''s range " +
+                     range_str(profile.tokens));
+  if (!profile.items.contains(items))
+    throw InputError(std::to_string(items) + " items in one call, outside profile '" + profile.name + "''s range " +
+                     range_str(profile.items));
+  if (!at::isfinite(pp).all().item<bool>()) throw InputError("pixel_patches: expected finite values");
+  if (rows) {
+    const int64_t low = pos.min().item<int64_t>();
+    if (low < 0) throw InputError("patch_positions: expected non-negative [t, h, w], got minimum " + std::to_string(low));
+  }
+  cu = cu.to(c10::ScalarType::Int);
+}
+
+at::Tensor Backend::run_packed(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  throw ArtifactError("this backend (" + provider() + ") does not run packed artifacts in C++");
+}
+
 Runner::Runner(const std::string& artifact_in, const std::string& device, bool verify)
     : manifest_(Manifest::read(artifact_in, verify)),
       device_(c10::kCPU),
@@ -306,10 +403,23 @@ Runner::Runner(const std::string& artifact_in, const std::string& device, bool v
 }
 
 at::Tensor Runner::operator()(at::Tensor pixel_values, at::Tensor patch_positions) const {
+  if (manifest_.packed)
+    throw InputError(basename(manifest_.path) + " is a packed artifact (profile '" + manifest_.profile.name +
+                     "'): call run_packed(pixel_patches, patch_positions, cu_seqlens)");
   check_inputs(pixel_values, patch_positions, manifest_.profile, dtype_);
   pixel_values = pixel_values.to(device_).contiguous();
   patch_positions = patch_positions.to(device_).contiguous();
   return backend_->run(pixel_values, patch_positions);
+}
+
+at::Tensor Runner::run_packed(at::Tensor pixel_patches, at::Tensor patch_positions, at::Tensor cu_seqlens) const {
+  if (!manifest_.packed)
+    throw InputError(basename(manifest_.path) + " is a batched artifact (profile '" + manifest_.profile.name +
+                     "'): call it with (pixel_values, patch_positions); packed calls need one exported with a "
+                     "packed profile");
+  check_packed(pixel_patches, patch_positions, cu_seqlens, manifest_, dtype_);
+  return backend_->run_packed(pixel_patches.to(device_).contiguous(), patch_positions.to(device_).contiguous(),
+                              cu_seqlens.to(device_).contiguous());
 }
 
 }  // namespace onevision

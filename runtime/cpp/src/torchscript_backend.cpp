@@ -24,16 +24,26 @@ class TorchScriptBackend : public Backend {
   }
 
   at::Tensor run(const at::Tensor& pixel_values, const at::Tensor& patch_positions) override {
-    at::NoGradGuard no_grad;
-    c10::IValue out = module_.forward({pixel_values, patch_positions});
-    if (out.isTuple()) out = out.toTupleRef().elements().at(0);
-    if (!out.isTensor()) throw ArtifactError("TorchScript module returned no tensor");
-    return out.toTensor();
+    return forward({pixel_values, patch_positions});
+  }
+
+  // A packed module (traced with pixel_patches, patch_positions, cu_seqlens) takes the three as they are.
+  at::Tensor run_packed(const at::Tensor& pixel_patches, const at::Tensor& patch_positions,
+                        const at::Tensor& cu_seqlens) override {
+    return forward({pixel_patches, patch_positions, cu_seqlens});
   }
 
   std::string provider() const override { return "torchscript"; }
 
  private:
+  at::Tensor forward(std::vector<c10::IValue> inputs) {
+    at::NoGradGuard no_grad;
+    c10::IValue out = module_.forward(std::move(inputs));
+    if (out.isTuple()) out = out.toTupleRef().elements().at(0);
+    if (!out.isTensor()) throw ArtifactError("TorchScript module returned no tensor");
+    return out.toTensor();
+  }
+
   // torch::jit::Module::forward is const-safe to call from several threads (the graph executor synchronises its
   // own specialisation); the copy held here is not mutated after construction.
   torch::jit::Module module_;

@@ -3,9 +3,14 @@
 //   onevision_run --artifact artifacts/aoti-fp32-image-448.pt2
 //                 --pixel-values pv.npy --positions pos.npy --out out.npy [--device cpu|cuda[:N]] [--repeat N]
 //                 [--threads N]
+//   onevision_run --artifact artifacts/aoti-fp32-packed-any.pt2           (a packed artifact: one packed call)
+//                 --pixel-patches pp.npy --positions pos.npy --cu-seqlens cu.npy --out out.npy [...]
 //
 // pv.npy: (B, 3, T, H, W) or (B, 3, H, W) float32 (fp32 and bf16 artifacts; bf16 rounds to nearest even) or float16
 // (fp16 artifacts). pos.npy: (B, L, 3) int64 or int32. out.npy: (B, L, hidden) float32 (fp32, bf16) or float16.
+// Packed (contract/packing.py): pp.npy (N, 3*14*14) patches in the pixel dtype (flat (N*3*14*14,) for a flat
+// artifact), pos.npy (N, 3) int64 (flat (3N,)), cu.npy (B+1,) int32 or int64 offsets 0, L_1, ..., N; out.npy
+// (N, hidden).
 // Exit status: 0 ok, 1 unexpected failure, 2 bad usage or input (message names the input), 3 unusable artifact,
 // 4 --threads found an output that differs from the sequential run of the same input.
 #include <ATen/ATen.h>
@@ -26,12 +31,16 @@ namespace {
 
 const char* kUsage =
     "usage: onevision_run --artifact FILE --pixel-values PV.npy --positions POS.npy --out OUT.npy\n"
+    "       onevision_run --artifact FILE --pixel-patches PP.npy --positions POS.npy --cu-seqlens CU.npy --out OUT.npy\n"
     "                     [--device cpu|cuda|cuda:N] [--repeat N] [--threads N] [--no-verify] [--quiet]\n"
-    "  --artifact      AOTInductor package (.pt2) with its manifest FILE.json beside it\n"
+    "  --artifact      AOTInductor package (.pt2) or TorchScript module (.pt) with its manifest FILE.json beside it\n"
     "  --pixel-values  (B, 3, T, H, W) or (B, 3, H, W) float32 .npy (float16 for fp16 artifacts; bf16 artifacts\n"
     "                  take float32 and round to bfloat16)\n"
     "  --positions     (B, L, 3) int64 or int32 .npy of [t, h, w] per token\n"
-    "  --out           output .npy: (B, L, hidden) float32 (float16 for fp16 artifacts)\n"
+    "  --pixel-patches a packed artifact's call: (N, 3*14*14) patches .npy, in the pixel dtype as above\n"
+    "  --cu-seqlens    with --pixel-patches: (B+1,) int32 or int64 .npy of offsets 0, L_1, L_1+L_2, ..., N;\n"
+    "                  --positions is then (N, 3) int64\n"
+    "  --out           output .npy: (B, L, hidden), packed (N, hidden); float32 (float16 for fp16 artifacts)\n"
     "  --device        default: the manifest's device\n"
     "  --repeat        run N times and report the mean latency (default 1)\n"
     "  --threads       thread-safety check: N threads call the one runner at once, --repeat times each, each on its\n"
@@ -85,14 +94,20 @@ int main(int argc, char** argv) {
       } else if (a == "--quiet") {
         quiet = true;
       } else if (a == "--artifact" || a == "--pixel-values" || a == "--positions" || a == "--out" ||
-                 a == "--device" || a == "--repeat" || a == "--threads") {
+                 a == "--device" || a == "--repeat" || a == "--threads" || a == "--pixel-patches" ||
+                 a == "--cu-seqlens") {
         if (i + 1 >= argc) throw UsageError(a + " needs a value");
         args[a] = argv[++i];
       } else {
         throw UsageError("unknown argument " + a);
       }
     }
-    for (const char* need : {"--artifact", "--pixel-values", "--positions", "--out"})
+    if (args.count("--pixel-values") && args.count("--pixel-patches"))
+      throw UsageError("--pixel-values (a batched call) and --pixel-patches (a packed call) exclude each other");
+    if (args.count("--pixel-patches") != args.count("--cu-seqlens"))
+      throw UsageError("--pixel-patches and --cu-seqlens go together (a packed call)");
+    const char* pixels = args.count("--pixel-patches") ? "--pixel-patches" : "--pixel-values";
+    for (const char* need : {"--artifact", pixels, "--positions", "--out"})
       if (!args.count(need)) throw UsageError(std::string("missing ") + need);
   } catch (const UsageError& e) {
     std::cerr << "onevision_run: " << e.what() << "\n" << kUsage;
@@ -108,22 +123,34 @@ int main(int argc, char** argv) {
     onevision::Runner runner(args["--artifact"], args.count("--device") ? args["--device"] : "", verify);
     auto t1 = std::chrono::steady_clock::now();
 
-    at::Tensor pv, pos;
+    const bool packed_call = args.count("--pixel-patches") > 0;
+    if (packed_call != runner.packed())
+      throw onevision::InputError(
+          runner.packed() ? args["--artifact"] + " is a packed artifact (profile '" + runner.manifest().profile.name +
+                                "'): pass --pixel-patches, --positions and --cu-seqlens"
+                          : args["--artifact"] + " is a batched artifact (profile '" + runner.manifest().profile.name +
+                                "'): pass --pixel-values and --positions");
+    at::Tensor pv, pos, cu;
     try {
-      pv = to_tensor(onevision::read_npy(args["--pixel-values"]));
+      pv = to_tensor(onevision::read_npy(args[packed_call ? "--pixel-patches" : "--pixel-values"]));
       pos = to_tensor(onevision::read_npy(args["--positions"]));
+      if (packed_call) cu = to_tensor(onevision::read_npy(args["--cu-seqlens"]));
     } catch (const std::runtime_error& e) {
       throw onevision::InputError(e.what());
     }
     // numpy has no bfloat16: a bf16 artifact takes float32 pixel values, rounded here (documented in npy.h).
     if (runner.dtype() == c10::ScalarType::BFloat16 && pv.scalar_type() == c10::ScalarType::Float)
       pv = pv.to(c10::ScalarType::BFloat16);
+    // One call of either kind: pixels (values or patches) first, then positions (and the offsets when packed).
+    auto call = [&](const at::Tensor& pixels) {
+      return packed_call ? runner.run_packed(pixels, pos, cu) : runner(pixels, pos);
+    };
 
     at::Tensor out;
     double total_ms = 0;
     for (int r = 0; r < repeat; ++r) {
       auto s = std::chrono::steady_clock::now();
-      out = runner(pv, pos);
+      out = call(pv);
       if (runner.device().is_cuda()) out = out.to(c10::kCPU);  // synchronises
       total_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count();
     }
@@ -134,7 +161,7 @@ int main(int argc, char** argv) {
       for (int k = 0; k < threads; ++k) {
         const double scale = 1.0 + static_cast<double>(k) / threads;
         inputs.push_back(k == 0 ? pv : (pv.to(c10::kFloat) * scale).to(pv.scalar_type()));
-        expected.push_back(runner(inputs.back(), pos).to(c10::kCPU));
+        expected.push_back(call(inputs.back()).to(c10::kCPU));
       }
       std::atomic<int> mismatches{0}, failures{0};
       std::atomic<bool> go{false};
@@ -144,7 +171,7 @@ int main(int argc, char** argv) {
           while (!go.load()) std::this_thread::yield();  // start together
           for (int r = 0; r < repeat; ++r) {
             try {
-              if (!at::equal(runner(inputs[k], pos).to(c10::kCPU), expected[k])) ++mismatches;
+              if (!at::equal(call(inputs[k]).to(c10::kCPU), expected[k])) ++mismatches;
             } catch (const std::exception& e) {
               std::cerr << "onevision_run: thread " << k << ": " << e.what() << "\n";
               ++failures;

@@ -10,6 +10,15 @@
 // L = T*(H/p)*(W/p); same B; (B, T, H, W) inside the artifact's profile; pixel dtype equal
 // to the artifact precision (never cast silently); no NaN/Inf; no empty tensor. Violations throw InputError.
 //
+// Packed artifacts (contract/packing.py; the manifest's inputs are pixel_patches, patch_positions, cu_seqlens):
+//
+//   at::Tensor out = runner.run_packed(pixel_patches, patch_positions, cu_seqlens);   // (N, hidden)
+//
+// checked whole as the Python runtime's Runner.run_packed_call checks one call (runtime/packed.py check_call): the
+// manifest's layout (rows (N, C*p*p) and (N, 3), or flat), the precision's dtype, int64 positions, int32/int64
+// offsets from 0, strictly increasing, ending at N (or 3N, Triton's position-element counts), N tokens and B items
+// inside the profile's budget, finite pixels, non-negative positions.
+//
 // Backends, one line each in backend_factories() (src/runtime.cpp): "aoti" (AOTInductor package,
 // torch::inductor::AOTIModelPackageLoader) and "torchscript" (frozen TorchScript, torch::jit::load) are built in;
 // "trt" and "trt-rtx" are added by cmake/tensorrt.cmake (ONEVISION_WITH_TENSORRT), which defines
@@ -44,10 +53,13 @@ struct Range {
   bool contains(int64_t v) const { return min <= v && v <= max; }
 };
 
-// contract/profiles.py ShapeProfile: ranges of batch, frames, height and width (pixels).
+// contract/profiles.py ShapeProfile: ranges of batch, frames, height and width (pixels); or a PackedProfile
+// (`packed`): a call's tokens and items, each item's frames, height and width.
 struct Profile {
   std::string name;
   Range batch, frames, height, width;
+  bool packed = false;
+  Range tokens, items;  // packed: N and B of one call
   int64_t patch = 14;  // read from the manifest (profile.patch); 14 where a format-1 manifest has none
   // "<axis> <value> outside profile '<name>' range [min, max]" for each violated axis (empty if inside).
   std::vector<std::string> violations(int64_t b, int64_t t, int64_t h, int64_t w) const;
@@ -65,6 +77,9 @@ struct Manifest {
   Profile profile;
   int64_t hidden_size = -1;  // from outputs[0].shape[-1], -1 if symbolic
   std::vector<ManifestFile> files;  // the artifact first, then its side files
+  std::vector<std::string> input_names;  // `inputs`' names, in order
+  bool packed = false;  // inputs pixel_patches, patch_positions, cu_seqlens (and a packed profile)
+  bool packed_flat = false;  // packed inputs flat (N*C*p*p,) and (3N,) (ONNX graphs), else rows
 
   // Read `<artifact>.json` beside the artifact; with verify, check every file it lists (size, sha256).
   static Manifest read(const std::string& artifact, bool verify = true);
@@ -76,11 +91,20 @@ c10::ScalarType precision_dtype(const std::string& precision);
 // Validate and normalise inputs for an artifact (rank 4 -> 5, positions -> int64, contiguous). Throws InputError.
 void check_inputs(at::Tensor& pixel_values, at::Tensor& patch_positions, const Profile& profile, c10::ScalarType dtype);
 
+// Validate one packed call for a packed artifact (runtime/packed.py check_call; cu_seqlens -> int32). Throws
+// InputError.
+void check_packed(const at::Tensor& pixel_patches, const at::Tensor& patch_positions, at::Tensor& cu_seqlens,
+                  const Manifest& manifest, c10::ScalarType dtype);
+
 // What a backend implements: validated, contiguous inputs on the runner's device -> last_hidden_state there.
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual at::Tensor run(const at::Tensor& pixel_values, const at::Tensor& patch_positions) = 0;
+  // A packed artifact's call (validated, contiguous, on the runner's device) -> (N, hidden). The default refuses:
+  // a backend that runs packed artifacts overrides it.
+  virtual at::Tensor run_packed(const at::Tensor& pixel_patches, const at::Tensor& patch_positions,
+                                const at::Tensor& cu_seqlens);
   virtual std::string provider() const = 0;
 };
 
@@ -106,6 +130,11 @@ class Runner {
   // Checks, converts, moves the inputs to device(), then runs the backend. Safe to call from several threads
   // (the AOTI model container synchronises runs itself).
   at::Tensor operator()(at::Tensor pixel_values, at::Tensor patch_positions) const;
+
+  // A packed artifact (manifest().packed): one packed call, checked (check_packed), moved to device(), run ->
+  // (N, hidden). Safe to call from several threads like operator().
+  at::Tensor run_packed(at::Tensor pixel_patches, at::Tensor patch_positions, at::Tensor cu_seqlens) const;
+  bool packed() const { return manifest_.packed; }
 
   const Manifest& manifest() const { return manifest_; }
   const c10::Device& device() const { return device_; }
