@@ -7,7 +7,7 @@ length) and an item joins a call only while the call's estimated cost stays with
 time (plus the slack of the device's `Costs`, and less the fixed cost of the calls it saves). The estimate is the
 encoder's FLOPs: per token 2*(4*d^2 + 2*d*d_ff) in the linear layers, and in attention 4*d per pair of tokens
 attended (mask: every pair of the call's N tokens; padded: B x L_max^2), per layer, priced per device type
-(`COSTS`): on the CPU, measured with the mixed-workload benchmark (benchmarks/PACKED.md), a pair attended costs 8x
+(`COSTS`): on the CPU, measured with the mixed-workload benchmark (README "Packed benchmark"), a pair attended costs 8x
 its FLOPs against the linear layers' (softmax and the mask are memory-bound passes over the heads x L x L scores)
 and every call streams the weights once (~0.1 s for the full-size fp32 model: the work of ~60 tokens), so a mask
 call packs only items whose extra pairs cost less than the calls saved (items of ~100 tokens or fewer), and a padded
@@ -43,7 +43,7 @@ class Costs:
     slack: float = SLACK
 
 
-# Measured on a 2-core Xeon (AVX-512), full size, fp32 (benchmarks/PACKED.md, benchmarks/results/mixed-cpu): a call
+# Measured on a 2-core Xeon (AVX-512), full size, fp32 (README "Packed benchmark", benchmarks/results/mixed-cpu): a call
 # of L tokens took ~95 ms + 1.6 ms x L + 2.1-2.6 us x L^2 (onnxruntime, AOTInductor, pt2, TorchScript: fits over 16
 # images of 64-256 tokens run one at a time), i.e. a pair attended ~8x its FLOPs' share against the linear layers,
 # and ~95 ms a call: the 1.2 GB of weights streamed at ~230 GFLOP/s / ~12 GB/s = ~20 FLOPs a byte.

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from benchmarks.flops import encoder_flops
+from benchmarks.gemm_profile import gemm_path
+from benchmarks.gemm_profile import main as gemm_main
 from benchmarks.peaks import PEAK_TFLOPS, gpu_model, peak_tflops
 from benchmarks.report import percentile
 from benchmarks.worker import _load, device_memory
@@ -219,3 +221,29 @@ def test_mixed_benchmark_quick_runs_every_strategy(tiny_dir: Path, tmp_path: Pat
     assert rows["padded"]["max_rel_l2_vs_one"] is None  # a padded item's output is not its own: not compared
     assert "| tiny | pt2 | packed-padded |" in (out / "q" / "mixed.md").read_text()
     assert (out / "q" / "mixed.png").stat().st_size > 1000
+
+
+def test_gemm_profile_reads_both_libraries_verbose_lines() -> None:
+    onednn = (
+        "onednn_verbose,v1,primitive,exec,cpu,inner_product,brg_matmul:avx2,forward_inference,src:f32::blocked:ab::f0 "
+        "wei:f32::blocked:AB16b64a::f0,attr-scratchpad:user,,mb1024ic1024oc1024,62.5"
+    )
+    assert gemm_path(onednn, 64) == ("oneDNN inner_product (brg_matmul:avx2)", 0.0625)
+    mkl = "MKL_VERBOSE SGEMM(T,N,1024,1024,4096,0x1,0x2,1024,0x3,1024,0x4,0x5,1024) 55.78ms CNR:OFF Dyn:1 TID:0 NThr:2"
+    assert gemm_path(mkl, 64) == ("MKL sgemm", pytest.approx(0.05578))
+    block = "MKL_VERBOSE SGEMM(T,N,512,256,64,0x1,0x2,1024,0x3,1024,0x4,0x5,512) 276.67us CNR:OFF Dyn:1 TID:0 NThr:1"
+    assert gemm_path(block, 64) == ("MKL sgemm (attention blocks)", pytest.approx(276.67e-6))
+    assert gemm_path("onednn_verbose,v1,info,cpu,isa:Intel AVX2", 64) is None
+
+
+def test_gemm_profile_counts_every_linear_of_eager(tiny_dir: Path, tmp_path: Path) -> None:
+    """A real forward under the libraries' verbose logs: every linear layer (6 a layer) is one GEMM call found."""
+    out = tmp_path / "gemm.json"
+    args = ["--model", str(tiny_dir), "--workload", "tiny-112-b2", "--iters", "1", "--warmup", "1", "--out", str(out)]
+    assert gemm_main(args) == 0
+    paths = json.loads(out.read_text())["results"]["eager"]
+    linear = [p for p in paths if "attention" not in p and ("sgemm" in p or "inner_product" in p or "matmul" in p)]
+    assert (
+        sum(paths[p]["calls"] for p in linear) == 6 * OneVisionEncoderConfig.from_pretrained(tiny_dir).num_hidden_layers
+    )
+    assert all(paths[p]["seconds"] > 0 for p in linear)
