@@ -24,7 +24,7 @@ EXPORT_ARGS = $(if $(MODEL),--model $(MODEL)) --precision $(PRECISION) --profile
 
 .PHONY: all test lint typecheck pytest venv checkpoint checkpoint-tiny smoke clean \
 	export export-pt2 export-aoti export-onnx export-trt export-trt-rtx export-torchscript export-openvino parity bench \
-	bench-quick runtime-cpp gpu-check gpu-check-plan gpu-check-rehearsal gpu-check-deps rehearsal-venv serve \
+	bench-quick bench-mixed runtime-cpp gpu-check gpu-check-plan gpu-check-rehearsal gpu-check-deps rehearsal-venv serve \
 	serve-repository serve-load embed-corpus
 
 venv: $(STAMP)
@@ -84,6 +84,13 @@ bench: $(STAMP)
 		$(if $(DEVICE),--device $(DEVICE))
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks --quick
+# Packed batches against one item at a time and padded batches, on seeded mixed workloads (benchmarks/mixed.py): every
+# kind this machine builds, batched and packed for the CPU mixes (benchmarks/profiles/, fp32), under $(OUT)/mixed
+# (export all keeps what is up to date), then one run of every kind; results in results/mixed/cpu/.
+bench-mixed: $(STAMP)
+	for p in cpu-batched cpu-packed; do $(PY) -m export all $(if $(MODEL),--model $(MODEL)) --precision fp32 --quiet \
+		--profile benchmarks/profiles/$$p.json --out $(OUT)/mixed/$$p || exit 1; done
+	$(PY) -m benchmarks.mixed $(if $(MODEL),--model $(MODEL)) --artifacts-dir $(OUT)/mixed
 
 # Serving (serving/): Triton Inference Server (from nvidia-pytriton) on ARTIFACT, or the best artifact under $(OUT)
 # for MODEL/PRECISION/PROFILE. Ctrl-C stops it after in-flight requests finish.

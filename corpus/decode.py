@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from contract.errors import InputError
 from contract.manifest import file_sha256
 from runtime.embed import MediaSettings, embed_inputs
-from runtime.media import load_processor, load_selection
+from runtime.media import ImageTooLarge, load_processor, load_selection
 
 from .sources import Item, media_type
 
@@ -106,8 +105,8 @@ def decode_item(index: int, item: Item, processor: Any, config: DecodeConfig) ->
         out.sha256 = file_sha256(item.file)
         selection = load_selection(item.selection) if item.selection else None
         inputs = embed_inputs(item.file, processor, config.settings, selection=selection)
-    except Image.DecompressionBombError as exc:
-        return out.failed("too large", f"{item.path}: {exc}")
+    except ImageTooLarge as exc:
+        return out.failed("too large", str(exc))
     except InputError as exc:
         return out.failed("media", str(exc))
     except OSError as exc:

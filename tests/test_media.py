@@ -21,6 +21,7 @@ from PIL import Image
 from safetensors import safe_open
 from transformers import AutoImageProcessor
 
+from corpus.sample import bomb_png
 from models import load_model
 from models.synthetic import CLIP_MEAN, CLIP_STD
 from runtime import embed, media
@@ -376,6 +377,20 @@ def test_cli_bad_media_is_one_error_line(
     assert embed.main([str(bad_media["zero_frames.avi"]), "--model", str(tiny_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "no frames" in err[0]
+
+
+def test_cli_decompression_bomb_is_one_error_line(
+    tmp_path: Path, tiny_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An image whose header claims 30000 x 30000 pixels: refused on opening as too large, one line (it ended in a
+    DecompressionBombError traceback: media_kind did not catch it)."""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png(30000, 30000))
+    assert embed.main([str(bomb), "--model", str(tiny_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "decompression bomb" in err[0], err
+    with pytest.raises(media.ImageTooLarge, match="decompression bomb"):
+        media.read_image(bomb)
 
 
 # -- the embed command --------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ of `images` and `video` give the measured reasons.
 from .codec import codec_inputs, residual_scores
 from .dispatch import MODES, load_inputs, media_kind
 from .images import image_inputs, read_image
-from .inputs import MediaError, MediaInputs
+from .inputs import ImageTooLarge, MediaError, MediaInputs
 from .processor import PREPROCESSOR_FILE, crop_size, load_processor, native_size, preprocess
 from .selection import load_selection, selection_mask
 from .video import count_frames, read_video, sample_indices, video_inputs
@@ -32,6 +32,7 @@ from .video import count_frames, read_video, sample_indices, video_inputs
 __all__ = [
     "MODES",
     "PREPROCESSOR_FILE",
+    "ImageTooLarge",
     "MediaError",
     "MediaInputs",
     "codec_inputs",

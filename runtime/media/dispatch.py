@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from ..positions import TIMELINE
 from .codec import codec_inputs
 from .images import image_inputs
-from .inputs import MediaError, MediaInputs, require_file
+from .inputs import ImageTooLarge, MediaError, MediaInputs, require_file
 from .selection import Selection
 from .video import video_inputs
 
@@ -29,6 +29,8 @@ def media_kind(path: str | os.PathLike[str]) -> str:
     try:
         with Image.open(p) as img:
             return "video" if getattr(img, "n_frames", 1) > 1 else "image"
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"{p}: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if p.suffix.lower() in Image.registered_extensions():
             raise MediaError(f"{p}: not an image Pillow can read ({type(exc).__name__}: {exc})") from None

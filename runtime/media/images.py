@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..positions import image_positions
-from .inputs import MediaError, MediaInputs, require_file
+from .inputs import ImageTooLarge, MediaError, MediaInputs, require_file
 from .processor import native_size, preprocess
 
 
@@ -34,7 +34,9 @@ def read_image(path: str | os.PathLike[str]) -> Image.Image:
             return upright if upright is not img else img.copy()
     except UnidentifiedImageError:
         raise MediaError(f"{p}: not an image Pillow can read (unknown or damaged format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"{p}: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"{p}: cannot decode image ({exc})") from None
 
 

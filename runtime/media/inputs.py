@@ -16,6 +16,11 @@ class MediaError(InputError):
     """A media file cannot become model inputs; the message (one line) names the file and what is wrong."""
 
 
+class ImageTooLarge(MediaError):
+    """An image whose header claims more pixels than Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS x 2):
+    refused before its pixels are decoded."""
+
+
 @dataclass
 class MediaInputs:
     """Model inputs made from one media file: pass `pixel_values` and `patch_positions` to any runner or model."""
