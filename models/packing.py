@@ -77,7 +77,12 @@ class Packing:
             # (NaN + -inf is NaN) and a zero weight times a NaN value is NaN. Finite keys and values are unchanged;
             # the item that holds them keeps its NaN (through its queries and its residual stream).
             k, v = (torch.where(torch.isfinite(x), x, torch.zeros_like(x)) for x in (k, v))
-            out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=same_item, scale=scale)
+            # Additive (0 within the item, -inf across), as ATen turns a bool mask, rather than bool: the ONNX
+            # exporter guards a bool mask's softmax against fully masked rows with IsNaN + Where over every layer's
+            # scores (a quarter of a 1,024-token call in onnxruntime, also in OpenVINO's graph); no row here is fully
+            # masked, a token always sees its own item.
+            bias = torch.zeros_like(same_item, dtype=q.dtype).masked_fill(~same_item, float("-inf"))
+            out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
             return out.transpose(1, 2)
         return self._padded(q, k, v, scale)
 

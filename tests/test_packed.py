@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 import runtime
 from contract.errors import InputError
+from contract.manifest import read_manifest
 from contract.packing import pack, unpack
 from contract.profiles import PACKED_PROFILES
 from export import BuildRequest, build
@@ -354,3 +356,14 @@ def test_the_onnx_probe_reads_a_packed_items_hidden_states(
     finally:
         probe.close()
         art.close()
+
+
+def test_the_packed_onnx_graph_softmaxes_without_a_nan_guard(tiny_packed_fp32: Available[Path]) -> None:
+    """Mask attention is additive (0 / -inf), so the exporter adds no IsNaN + Where over each layer's attention
+    probabilities (its guard for a bool mask's fully masked rows, which a packed call never has): that pass cost a
+    quarter of a 1,024-token call in onnxruntime, full size. Every Softmax feeds the P.V MatMul directly."""
+    graph = onnx.load(str(tiny_packed_fp32["onnx"]), load_external_data=False).graph
+    consumers = {name: [n.op_type for n in graph.node if name in n.input] for n in graph.node for name in n.output}
+    softmaxes = [n for n in graph.node if n.op_type == "Softmax"]
+    assert len(softmaxes) == read_manifest(tiny_packed_fp32["onnx"]).extra["layers_run"]
+    assert all(consumers[n.output[0]] == ["MatMul"] for n in softmaxes), [consumers[n.output[0]] for n in softmaxes]
