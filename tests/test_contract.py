@@ -14,11 +14,13 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import torch
 
 from contract.backends import BACKENDS, KINDS, backend, resolve
+from contract.compat import TORCH_RANGE, TRANSFORMERS_RANGE
 from contract.positions import grid_positions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,3 +153,18 @@ def test_the_model_default_grid_is_the_contract_grid(tiny_dir: Path) -> None:
     grid = grid_positions(1, 3, 2, 4)[0]
     assert grid[:5].tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 2], [0, 0, 3], [0, 1, 0]]
     assert torch.equal(rope(3, 2, 4), rope.forward_from_positions(grid))
+
+
+def test_pyproject_states_the_supported_versions() -> None:
+    """pyproject.toml's torch and transformers pins are the range contract/compat.py supports (it said
+    transformers>=5.7 and no upper bound for either)."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for name, (low, high) in (("torch", TORCH_RANGE), ("transformers", TRANSFORMERS_RANGE)):
+        major, minor = high.split(".")
+        assert f"{name}>={low},<{major}.{int(minor) + 1}" in deps, (name, deps)
+    installed = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+    assert (
+        tuple(int(x) for x in TORCH_RANGE[0].split("."))
+        <= installed
+        <= tuple(int(x) for x in TORCH_RANGE[1].split("."))
+    )
