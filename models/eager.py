@@ -25,7 +25,7 @@ from torch import nn
 
 from contract.dtypes import DTYPES
 
-from .modeling import OneVisionEncoderModel, load_model
+from .modeling import OneVisionEncoderAttention, OneVisionEncoderModel, load_model
 from .tf32 import exact_float32
 
 
@@ -35,15 +35,19 @@ def _fp32_gemm_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 
 def fp32_gemm_linears(model: nn.Module) -> None:
-    """Every linear layer of a bf16/fp16 model computes its GEMM in fp32 on the same bf16/fp16 values and rounds the
-    result once: the arithmetic of a bf16 GEMM with fp32 accumulation (exact products, fp32 sums, one rounding),
-    which is what ATen's bf16 kernels do (oneDNN's with AVX-512 BF16/AMX, its own fallback without), up to the order
-    of the sums. On a CPU without native bf16 the fallback runs some 25x slower than this; measured on a 1024x1024 by
-    4096x1024 bf16 GEMM: 99.99 % of the outputs bit-identical to ATen's, the rest one bf16 ulp apart, as oneDNN's
-    own output differs from the fallback's."""
+    """Every linear layer of a bf16/fp16 model, and eager attention's two matmuls (`eager_attention_fp32_gemm`),
+    compute their GEMMs in fp32 on the same bf16/fp16 values and round the result once: the arithmetic of a bf16
+    GEMM with fp32 accumulation (exact products, fp32 sums, one rounding), which is what ATen's bf16 kernels do
+    (oneDNN's with AVX-512 BF16/AMX, its own fallback without), up to the order of the sums. On a CPU without native
+    bf16 the fallback runs some 25x slower than this (eager-bf16 at full size, 1 x 448²: 64 s a case with only the
+    linear layers in fp32, its attention matmuls left in the fallback); measured on a 1024x1024 by 4096x1024 bf16
+    GEMM: 99.99 % of the outputs bit-identical to ATen's, the rest one bf16 ulp apart, as oneDNN's own output
+    differs from the fallback's."""
     for module in model.modules():
         if isinstance(module, nn.Linear):
             module.forward = MethodType(_fp32_gemm_forward, module)  # type: ignore[method-assign]
+        elif isinstance(module, OneVisionEncoderAttention):
+            module.fp32_gemm = True
 
 
 class EagerRunner:

@@ -49,6 +49,29 @@ def eager_attention(
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
+def eager_attention_fp32_gemm(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`eager_attention` with its two bf16/fp16 matmuls computed as fp32 GEMMs on the same values, each rounded once
+    to the input dtype: the arithmetic of ATen's half-precision matmul (exact products, fp32 sums, one rounding) up to
+    the order of the sums, for CPUs where ATen's own runs on a slow fallback (models.eager.fp32_gemm_linears)."""
+    dtype = query.dtype
+    weights = torch.matmul(query.float(), key.float().transpose(-1, -2)).to(dtype) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = nn.functional.softmax(weights, dim=-1)
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    out = torch.matmul(weights.float(), value.float()).to(dtype)
+    return out.transpose(1, 2).contiguous(), weights
+
+
 def sdpa_attention(
     module: nn.Module,
     query: torch.Tensor,
@@ -116,6 +139,7 @@ class OneVisionEncoderAttention(nn.Module):
         self.scale = self.head_dim**-0.5
         self.attention_dropout = config.attention_dropout
         self.is_causal = False
+        self.fp32_gemm = False  # eager attention's matmuls as fp32 GEMMs (models.eager.fp32_gemm_linears)
         self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
         self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
         self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
@@ -125,6 +149,8 @@ class OneVisionEncoderAttention(nn.Module):
         impl = self.config._attn_implementation or "eager"
         if impl == "sdpa":
             return sdpa_attention
+        if impl == "eager" and self.fp32_gemm:
+            return eager_attention_fp32_gemm
         return ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention)  # type: ignore[no-any-return,unused-ignore]
 
     def forward(

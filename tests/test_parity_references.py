@@ -14,11 +14,13 @@ import torch
 from contract.manifest import manifest_path, read_manifest, write_manifest
 from models import load_model
 from models.eager import fp32_gemm_linears
+from models.metrics import compare
 from parity import SuiteConfig, eager_artifact, load_tolerances, run_suite
 from parity.__main__ import main
 from parity.artifacts import from_file
 from parity.cases import CaseContext, CaseInput, build_case
 from parity.references import GOLDEN, REFERENCES, ReferenceBank, attention_bytes
+from runtime.positions import grid_positions
 from tests.conftest import Available, copy_artifact
 
 MIB = 2**20
@@ -111,6 +113,40 @@ def test_fp32_gemm_bf16_references_are_aten_bf16_up_to_rounding(tiny_dir: Path, 
     layer = model.encoder.layers[0].mlp.fc1
     exact = torch.nn.functional.linear(x.double(), layer.weight.double(), layer.bias.double())
     assert layer(x).dtype == torch.bfloat16 and float((layer(x).double() - exact).norm() / exact.norm()) < 4e-3
+
+
+def test_fp32_gemm_eager_bf16_runs_no_half_precision_matmul(tiny_dir: Path) -> None:
+    """The eager-bf16 reference (upstream's numerics) with fp32 GEMMs: every matmul of its forward, attention's
+    included, takes fp32 operands (its attention matmuls stayed bf16: 64 s a full-size 448² case on a CPU without
+    native bf16), and the output stays within a small fraction of bf16's error of ATen's own bf16 forward."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ops = torch.ops.aten
+    matmuls = {ops.linear.default, ops.matmul.default, ops.mm.default, ops.bmm.default, ops.addmm.default}
+
+    class Operands(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dtypes: set[torch.dtype] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if func in matmuls:
+                self.dtypes |= {a.dtype for a in args if isinstance(a, torch.Tensor)}
+            return func(*args, **(kwargs or {}))
+
+    pv = torch.randn(1, 3, 1, 56, 84).bfloat16()
+    pos = grid_positions(1, 1, 4, 6)
+    aten = load_model(tiny_dir, torch.bfloat16, "eager")
+    model = load_model(tiny_dir, torch.bfloat16, "eager")
+    fp32_gemm_linears(model)
+    with torch.inference_mode(), Operands() as seen:
+        out = model(pv, patch_positions=pos).last_hidden_state
+    assert seen.dtypes == {torch.float32}, seen.dtypes
+    with torch.inference_mode():
+        reference = aten(pv, patch_positions=pos).last_hidden_state
+        golden = load_model(tiny_dir, torch.float64, "eager")(pv.double(), patch_positions=pos).last_hidden_state
+    own = compare(reference, golden).rel_l2
+    assert out.dtype == torch.bfloat16 and compare(out, reference).rel_l2 < 0.5 * own, (compare(out, reference), own)
 
 
 def test_run_on_moves_only_kinds_that_move(tiny_artifacts_fp32: Available[Path], tiny_dir: Path) -> None:
