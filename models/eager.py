@@ -35,7 +35,7 @@ def _fp32_gemm_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 
 def fp32_gemm_linears(model: nn.Module) -> None:
-    """Every linear layer of a bf16/fp16 model, and eager attention's two matmuls (`eager_attention_fp32_gemm`),
+    """Every linear layer of a bf16/fp16 model, and eager attention's two matmuls (`modeling.fp32_matmul`),
     compute their GEMMs in fp32 on the same bf16/fp16 values and round the result once: the arithmetic of a bf16
     GEMM with fp32 accumulation (exact products, fp32 sums, one rounding), which is what ATen's bf16 kernels do
     (oneDNN's with AVX-512 BF16/AMX, its own fallback without), up to the order of the sums. On a CPU without native

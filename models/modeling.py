@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,6 +31,13 @@ def make_norm(config: OneVisionEncoderConfig) -> nn.Module:
     return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
 
+def fp32_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b of bf16/fp16 tensors as an fp32 GEMM on the same values, rounded once to a's dtype: the arithmetic of
+    ATen's half-precision matmul (exact products, fp32 sums, one rounding) up to the order of the sums, for CPUs where
+    ATen's own runs on a slow fallback (models.eager.fp32_gemm_linears)."""
+    return torch.matmul(a.float(), b.float()).to(a.dtype)
+
+
 def eager_attention(
     module: nn.Module,
     query: torch.Tensor,
@@ -38,38 +46,17 @@ def eager_attention(
     attention_mask: torch.Tensor | None,
     scaling: float,
     dropout: float = 0.0,
+    matmul: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.matmul,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Upstream's exact numerics: scores scaled after the matmul, softmax in the input dtype (no fp32 upcast)."""
-    weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    """Upstream's exact numerics: scores scaled after the matmul, softmax in the input dtype (no fp32 upcast).
+    `matmul`: how its two matmuls are computed (`fp32_matmul` for fp32 GEMMs)."""
+    weights = matmul(query, key.transpose(-1, -2)) * scaling
     if attention_mask is not None:
         weights = weights + attention_mask
     weights = nn.functional.softmax(weights, dim=-1)
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
-    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
-
-
-def eager_attention_fp32_gemm(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float,
-    dropout: float = 0.0,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`eager_attention` with its two bf16/fp16 matmuls computed as fp32 GEMMs on the same values, each rounded once
-    to the input dtype: the arithmetic of ATen's half-precision matmul (exact products, fp32 sums, one rounding) up to
-    the order of the sums, for CPUs where ATen's own runs on a slow fallback (models.eager.fp32_gemm_linears)."""
-    dtype = query.dtype
-    weights = torch.matmul(query.float(), key.float().transpose(-1, -2)).to(dtype) * scaling
-    if attention_mask is not None:
-        weights = weights + attention_mask
-    weights = nn.functional.softmax(weights, dim=-1)
-    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
-    out = torch.matmul(weights.float(), value.float()).to(dtype)
-    return out.transpose(1, 2).contiguous(), weights
+    return matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
 def sdpa_attention(
@@ -150,7 +137,7 @@ class OneVisionEncoderAttention(nn.Module):
         if impl == "sdpa":
             return sdpa_attention
         if impl == "eager" and self.fp32_gemm:
-            return eager_attention_fp32_gemm
+            return functools.partial(eager_attention, matmul=fp32_matmul)
         return ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention)  # type: ignore[no-any-return,unused-ignore]
 
     def forward(
