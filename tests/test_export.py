@@ -178,7 +178,7 @@ def test_aoti_prepacks_weights_only_on_avx512(built: dict[str, BuildResult]) -> 
     extra = built["aoti"].manifest.extra
     capability = torch.backends.cpu.get_cpu_capability()
     assert extra["cpu_capability"] == capability
-    assert extra["inductor_configs"] == default_inductor_configs("cpu", capability)
+    assert default_inductor_configs("cpu", capability).items() <= extra["inductor_configs"].items()  # + inductor's own
 
 
 def test_pt2_is_device_free(built: dict[str, BuildResult]) -> None:
