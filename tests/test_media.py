@@ -26,6 +26,7 @@ from models import load_model
 from models.synthetic import CLIP_MEAN, CLIP_STD
 from runtime import embed, media
 from runtime.positions import frame_timeline, grid_positions, top_patches, video_positions
+from tests.conftest import Available
 
 DATA = Path(str(resources.files("skimage") / "data"))
 ROCKET = DATA / "rocket.jpg"  # 640x427 RGB JPEG, public domain (SpaceX)
@@ -429,22 +430,6 @@ KINDS = ("pt2", "aoti", "onnx")
 
 
 @pytest.fixture(scope="module")
-def artifacts(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from contract.profiles import resolve_profile
-    from export import BuildRequest, ExportError, build
-
-    out = tmp_path_factory.mktemp("media_artifacts")
-    built = {}
-    for kind in KINDS:
-        request = BuildRequest(tiny_dir, "fp32", [resolve_profile("test-small")], out, options={"quiet": True})
-        try:
-            built[kind] = build(kind, request).path
-        except ExportError as exc:
-            built[kind] = Path(f"unavailable: {exc}")
-    return built
-
-
-@pytest.fixture(scope="module")
 def small_inputs(processor: object) -> dict[str, media.MediaInputs]:
     return {
         "jpeg-crop": media.image_inputs(ROCKET, processor, size=SMALL),
@@ -456,13 +441,14 @@ def small_inputs(processor: object) -> dict[str, media.MediaInputs]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_media_through_artifacts_match_eager(
-    kind: str, artifacts: dict[str, Path], small_inputs: dict[str, media.MediaInputs], model: torch.nn.Module
+    kind: str,
+    tiny_artifacts_fp32: Available[Path],
+    small_inputs: dict[str, media.MediaInputs],
+    model: torch.nn.Module,
 ) -> None:
     import runtime
 
-    path = artifacts[kind]
-    if str(path).startswith("unavailable"):
-        pytest.skip(str(path))
+    path = tiny_artifacts_fp32[kind]  # the session's shared fp32 test-small artifacts (a kind it lacks: skipped)
     with runtime.load(path) as runner:
         for name, inputs in small_inputs.items():
             out = runner(inputs.pixel_values, inputs.patch_positions)
@@ -471,13 +457,11 @@ def test_media_through_artifacts_match_eager(
 
 
 def test_cli_embed_through_an_artifact(
-    tmp_path: Path, artifacts: dict[str, Path], tiny_dir: Path, model: torch.nn.Module, processor: object
+    tmp_path: Path, tiny_artifacts_fp32: Available[Path], tiny_dir: Path, model: torch.nn.Module, processor: object
 ) -> None:
     from contract.manifest import read_manifest
 
-    path = artifacts["onnx"]
-    if str(path).startswith("unavailable"):
-        pytest.skip(str(path))
+    path = tiny_artifacts_fp32["onnx"]
     out = tmp_path / "codec.safetensors"
     argv = [str(CLIP), "--artifact", str(path), "--mode", "codec", "--out", str(out)]  # processor: from the manifest
     assert embed.main(argv) == 0

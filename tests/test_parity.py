@@ -36,6 +36,7 @@ from parity.cases import CPU_FULL_SIZE_CASES, Skip, largest_item, load_input, pa
 from parity.report import write_reports
 from parity.tolerances import ToleranceError
 from runtime.positions import frame_timeline, grid_positions
+from tests.conftest import Available, copy_artifact
 
 PROFILE = PROFILES["test-small"]
 PLANTED_LAYER = 1  # encoder.layers.1 gets the perturbed weight
@@ -60,11 +61,15 @@ def build_all(model_dir: Path, out: Path, jobs: list[tuple[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_artifacts(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every kind that runs on this CPU: pt2, aoti, onnx, torchscript in fp32, and pt2 and torchscript in bf16."""
+def tiny_artifacts(
+    tiny_dir: Path, tiny_artifacts_fp32: Available[Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Every kind that runs on this CPU: pt2, aoti, onnx, torchscript in fp32 (copies of the session's shared
+    artifacts), and pt2 and torchscript in bf16."""
     out = tmp_path_factory.mktemp("artifacts")
-    jobs = [("pt2", "fp32"), ("aoti", "fp32"), ("onnx", "fp32"), ("torchscript", "fp32"), ("pt2", "bf16")]
-    return build_all(tiny_dir, out, [*jobs, ("torchscript", "bf16")])
+    for kind in ("pt2", "aoti", "onnx", "torchscript"):
+        copy_artifact(tiny_artifacts_fp32[kind], out)
+    return build_all(tiny_dir, out, [("pt2", "bf16"), ("torchscript", "bf16")])
 
 
 @pytest.fixture(scope="module")
