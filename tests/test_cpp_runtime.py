@@ -24,12 +24,12 @@ import runtime
 from contract.errors import InputError
 from contract.manifest import file_sha256, manifest_path
 from contract.packing import pack
-from contract.profiles import PACKED_PROFILES, PROFILES
+from contract.profiles import PROFILES
 from export import BuildRequest, build
 from export.inputs import packed_items
 from runtime.base import Runner
 from runtime.positions import grid_positions, video_positions
-from tests.conftest import copy_artifact, seeded
+from tests.conftest import Available, copy_artifact, seeded
 
 ROOT = Path(__file__).resolve().parents[1]
 CPP = ROOT / "runtime" / "cpp"
@@ -362,13 +362,10 @@ PACKED_KINDS = ("aoti", "torchscript")
 
 
 @pytest.fixture(scope="module")
-def cpp_packed_artifacts(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny fp32 packed (`packed-test-small`, each kind's default attention) AOTInductor and TorchScript artifacts.
-    A stand-in, named to be swapped, for the session fixture `tiny_packed_artifacts` (tests/conftest.py, added on the
-    packed-parity branch): once merged, take those two kinds from it instead of building them here."""
-    out = tmp_path_factory.mktemp("cpp-packed")
-    request = BuildRequest(tiny_dir, "fp32", [PACKED_PROFILES["packed-test-small"]], out, options={"quiet": True})
-    return {kind: build(kind, request).path for kind in PACKED_KINDS}
+def cpp_packed_artifacts(tiny_packed_fp32: Available[Path]) -> dict[str, Path]:
+    """Tiny fp32 packed (`packed-test-small`, each kind's default attention) AOTInductor and TorchScript artifacts:
+    the session's shared ones (tests/conftest.py `tiny_packed_fp32`)."""
+    return {kind: tiny_packed_fp32[kind] for kind in PACKED_KINDS}
 
 
 def packed_call(shapes: list[tuple[int, int, int]], seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

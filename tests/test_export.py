@@ -35,6 +35,7 @@ from export.onnx_model import dead_nodes, onnx_for_tensorrt
 from export.trace import dynamic_shapes
 from export.wrapper import EncoderExport, load_wrapper
 from models import load_model, weights_sha256
+from tests.conftest import Available, copy_artifact
 
 MAX_ABS_FP32 = 1e-4
 REL_L2_FP32 = 1e-5
@@ -84,9 +85,15 @@ def eager(tiny_dir: Path) -> EncoderExport:
 
 
 @pytest.fixture(scope="module")
-def built(tiny_dir: Path, out_dir: Path) -> dict[str, BuildResult]:
-    """fp32 pt2, AOTInductor (CPU; the slow compile happens once here) and ONNX artifacts of test-small."""
-    return {kind: build(kind, request(tiny_dir, out_dir)) for kind in ("pt2", "aoti", "onnx")}
+def built(tiny_artifacts_fp32: Available[Path], out_dir: Path) -> dict[str, BuildResult]:
+    """fp32 pt2, AOTInductor and ONNX artifacts of test-small: the session's shared ones (tests/conftest.py, built by
+    `export.build` with this module's request), copied into out_dir with their manifests."""
+    results = {}
+    for kind in ("pt2", "aoti", "onnx"):
+        path = copy_artifact(tiny_artifacts_fp32[kind], out_dir)
+        manifest = read_manifest(path)
+        results[kind] = BuildResult(kind, path, manifest, manifest.build["seconds"], manifest.build["peak_rss_mib"])
+    return results
 
 
 # -- profiles and the export recipe ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Clip: tests/media/clip.mp4, made from two of those photos by tests/media/make_cl
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -478,11 +479,28 @@ def test_cli_embed_through_an_artifact(
 # -- full size (slow): the published shapes -----------------------------------------------------------------------
 
 
+def one_layer_copy(model_dir: Path, out: Path) -> Path:
+    """The checkpoint with its first encoder layer only (config, preprocessor and every other file as published):
+    the published shapes at 1/24 of the compute."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(model_dir, out, ignore=shutil.ignore_patterns("*.safetensors"))
+    config = json.loads((model_dir / "config.json").read_text())
+    config["num_hidden_layers"] = 1
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    tensors = load_file(str(model_dir / "model.safetensors"))
+    kept = {k: v for k, v in tensors.items() if ".layers." not in k or ".layers.0." in k}
+    save_file(kept, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
 @pytest.mark.slow
 def test_full_size_shapes(tmp_path: Path) -> None:
+    """The published shapes end to end (448² crop: 1,024 tokens of 1,024 features; 4 frames on the 64-slot timeline),
+    through a one-layer copy of the full-size checkpoint (the layer count changes no shape)."""
     from models.synthetic import ensure_default
 
-    full = ensure_default("full")
+    full = one_layer_copy(ensure_default("full"), tmp_path / "full-1-layer")
     image_out, video_out = tmp_path / "image.safetensors", tmp_path / "video.safetensors"
     assert embed.main([str(ROCKET), "--model", str(full), "--out", str(image_out)]) == 0
     assert embed.main([str(CLIP), "--model", str(full), "--frames", "4", "--out", str(video_out)]) == 0
