@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from contract.profiles import PACKED_PROFILES, PROFILES
 from export import BuildRequest, build, get_builder
 from export.verify import shared_eager_reference
 from models.synthetic import write_checkpoint
+from parity.__main__ import main as parity_main
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +108,12 @@ def copy_artifact(artifact: Path, folder: Path) -> Path:
         shutil.copyfile(artifact.with_name(name), target.with_name(name))
     shutil.copyfile(manifest_path(artifact), manifest_path(target))
     return target
+
+
+def run_cli(*args: str | Path) -> tuple[int, dict[str, Any], Path]:
+    """python -m parity ... in-process; returns (exit status, report.json, results folder)."""
+    argv = [str(a) for a in args]
+    out = Path(argv[argv.index("--results-dir") + 1]) / argv[argv.index("--name") + 1]
+    code = parity_main([*argv, "--no-progress"])
+    report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
+    return code, report, out

@@ -5,11 +5,9 @@ call its item ran in). The packed artifacts come from one session fixture (`tiny
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import onnx
 import pytest
@@ -28,13 +26,12 @@ from models.metrics import compare
 from models.packing import MODES
 from models.tf32 import exact_float32
 from parity import PACKED_CASES, CaseContext, PackedCase, build_packed_case
-from parity.__main__ import main
 from parity.artifacts import from_file
 from parity.localise import make_probe, packed_subject
 from parity.references import GOLDEN, ReferenceBank
 from runtime.base import Runner
 from runtime.positions import grid_positions
-from tests.conftest import PACKED_CPU_KINDS, Available, seeded
+from tests.conftest import PACKED_CPU_KINDS, Available, run_cli, seeded
 
 PROFILE = PACKED_PROFILES["packed-test-small"]
 PATCH = PROFILE.patch
@@ -239,14 +236,6 @@ def test_changing_one_item_leaves_the_others_bit_identical(
 
 
 # --- parity of packed artifacts -------------------------------------------------------------------------------------
-
-
-def run_cli(*args: str | Path) -> tuple[int, dict[str, Any], Path]:
-    argv = [str(a) for a in args]
-    out = Path(argv[argv.index("--results-dir") + 1]) / argv[argv.index("--name") + 1]
-    code = main([*argv, "--no-progress"])
-    report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
-    return code, report, out
 
 
 @pytest.fixture(scope="module")

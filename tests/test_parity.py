@@ -8,7 +8,6 @@ import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -36,19 +35,10 @@ from parity.cases import CPU_FULL_SIZE_CASES, Skip, largest_item, load_input, pa
 from parity.report import write_reports
 from parity.tolerances import ToleranceError
 from runtime.positions import frame_timeline, grid_positions
-from tests.conftest import Available, copy_artifact
+from tests.conftest import Available, copy_artifact, run_cli
 
 PROFILE = PROFILES["test-small"]
 PLANTED_LAYER = 1  # encoder.layers.1 gets the perturbed weight
-
-
-def run_cli(*args: str | Path) -> tuple[int, dict[str, Any], Path]:
-    """python -m parity ... in-process; returns (exit status, report.json, results folder)."""
-    argv = [str(a) for a in args]
-    out = Path(argv[argv.index("--results-dir") + 1]) / argv[argv.index("--name") + 1]
-    code = main([*argv, "--no-progress"])
-    report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
-    return code, report, out
 
 
 def build_all(model_dir: Path, out: Path, jobs: list[tuple[str, str]]) -> Path:
